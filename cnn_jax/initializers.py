@@ -1,0 +1,44 @@
+"""Weight and bias initialisation schemes, built on `jax.nn.initializers` with explicit keys.
+
+Kernels keep their input features on axis -2 and output features on axis -1; leading axes that
+index positions (the locally connected layer's unshared kernels) are batch axes, not fans.
+
+`nielsen` reproduces the book's `network3.py`: weights ~ N(0, 1/n_out), biases ~ N(0, 1), where
+n_out is the number of units a weight feeds (for a conv-pool layer: maps·kh·kw / pool area). The
+author later called n_out instead of n_in a mistake; the chapter's numbers were made with it.
+"""
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+KERNEL_SCHEMES = ("lecun_normal", "he_normal", "glorot_uniform", "nielsen")
+
+
+def init_kernel(
+    scheme: str, key: jax.Array, shape: tuple[int, ...], *, nielsen_fan_out: int,
+    batch_axis: Sequence[int] = (), dtype: jnp.dtype = jnp.float32,
+) -> jax.Array:
+    """A kernel of `shape` drawn by `scheme`; `nielsen_fan_out` is the book's n_out."""
+    batch_axis = tuple(batch_axis)
+    if scheme == "nielsen":
+        initializer = jax.nn.initializers.normal(stddev=(1.0 / nielsen_fan_out) ** 0.5)
+    elif scheme == "lecun_normal":
+        initializer = jax.nn.initializers.lecun_normal(batch_axis=batch_axis)
+    elif scheme == "he_normal":
+        initializer = jax.nn.initializers.he_normal(batch_axis=batch_axis)
+    elif scheme == "glorot_uniform":
+        initializer = jax.nn.initializers.glorot_uniform(batch_axis=batch_axis)
+    else:
+        raise ValueError(f"unknown init scheme {scheme!r}; choose one of {list(KERNEL_SCHEMES)}")
+    return initializer(key, shape, dtype)
+
+
+def init_bias(
+    scheme: str, key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype = jnp.float32
+) -> jax.Array:
+    """Biases: N(0, 1) for `nielsen`, zeros otherwise."""
+    if scheme == "nielsen":
+        return jax.random.normal(key, shape, dtype)
+    return jnp.zeros(shape, dtype)

@@ -1,0 +1,60 @@
+"""What every layer shares: its plan (shapes and costs, known before tracing) and its interface."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+
+from cnn_jax.shapes import AxisGeometry, ShapeError
+
+Shape = tuple[int, ...]
+Params = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPlan:
+    """Shapes and costs of one layer for one input shape (no batch axis), computed by formula."""
+
+    name: str
+    kind: str
+    input_shape: Shape
+    output_shape: Shape
+    params: int
+    macs: int
+    geometry: tuple[AxisGeometry, AxisGeometry] | None = None
+    activation: str = ""
+    detail: str = ""
+
+
+class Layer(Protocol):
+    """A layer spec: hyper-parameters only; the parameters live in a separate pytree."""
+
+    kind: str
+
+    def plan(self, name: str, input_shape: Shape) -> LayerPlan: ...
+
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int) -> Params: ...
+
+    def apply(
+        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool, key: jax.Array | None
+    ) -> jax.Array: ...
+
+
+def spatial_input(name: str, kind: str, input_shape: Shape) -> tuple[int, int, int]:
+    """(height, width, channels) of an image-shaped input; a `ShapeError` for any other rank."""
+    if len(input_shape) != 3:
+        raise ShapeError(
+            f"layer '{name}' ({kind}) needs an image input (height, width, channels), got shape "
+            f"{tuple(input_shape)}: a {kind} layer cannot follow a dense layer"
+        )
+    height, width, channels = input_shape
+    return int(height), int(width), int(channels)
+
+
+def positive_int(name: str, what: str, value: Any) -> int:
+    """`value` if it is an int >= 1, else a `ShapeError` naming the layer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ShapeError(f"layer '{name}': {what} must be an int >= 1, got {value!r}")
+    return value

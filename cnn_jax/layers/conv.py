@@ -1,0 +1,100 @@
+"""Convolution: local receptive fields with shared weights.
+
+Every output neuron (j, k) of feature map f computes
+
+    σ(b_f + Σ_c Σ_l Σ_m w_{l,m,c,f} · a_{j·s+l·d, k·s+m·d, c})
+
+with the same kernel w_f and bias b_f at every position, so one map detects one feature anywhere.
+Layout: images NHWC, kernels HWIO (kh, kw, in_channels, maps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+from cnn_jax.activations import get_activation
+from cnn_jax.initializers import init_bias, init_kernel
+from cnn_jax.layers.base import LayerPlan, Params, Shape, positive_int, spatial_input
+from cnn_jax.shapes import Padding, window_geometry
+
+DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def conv2d(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, *, stride: tuple[int, int] = (1, 1),
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+    dilation: tuple[int, int] = (1, 1),
+) -> jax.Array:
+    """Shared-weight convolution plus bias (no activation).
+
+    Args:
+      x: (batch, height, width, in_channels).
+      kernel: (kh, kw, in_channels, maps), one kernel per map, shared by every position.
+      bias: (maps,), one bias per map.
+      padding: explicit ((top, bottom), (left, right)).
+    Returns:
+      (batch, out_height, out_width, maps).
+    """
+    y = jax.lax.conv_general_dilated(
+        x, kernel, window_strides=stride, padding=padding, rhs_dilation=dilation,
+        dimension_numbers=DIMENSION_NUMBERS,
+    )
+    return y + bias
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """A convolutional layer: `features` maps of `kernel` size, shared over all positions."""
+
+    features: int
+    kernel: int | tuple[int, int] = 5
+    stride: int | tuple[int, int] = 1
+    padding: Padding = "VALID"
+    dilation: int | tuple[int, int] = 1
+    activation: str = "relu"
+    kind = "conv"
+
+    def plan(self, name: str, input_shape: Shape) -> LayerPlan:
+        height, width, channels = spatial_input(name, self.kind, input_shape)
+        maps = positive_int(name, "features (number of maps)", self.features)
+        get_activation(self.activation, name)
+        rows, cols = window_geometry(
+            name, self.kind, (height, width), self.kernel, self.stride, self.padding, self.dilation
+        )
+        kernel_area = rows.kernel * cols.kernel
+        return LayerPlan(
+            name=name, kind=self.kind, input_shape=(height, width, channels),
+            output_shape=(rows.size_out, cols.size_out, maps),
+            params=kernel_area * channels * maps + maps,
+            macs=rows.size_out * cols.size_out * maps * kernel_area * channels,
+            geometry=(rows, cols), activation=self.activation,
+            detail=f"{maps} maps {rows.kernel}×{cols.kernel}, shared",
+        )
+
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+        rows, cols = plan.geometry
+        maps = plan.output_shape[-1]
+        shape = (rows.kernel, cols.kernel, plan.input_shape[-1], maps)
+        kernel_key, bias_key = jax.random.split(key)
+        return {
+            "kernel": init_kernel(
+                scheme, kernel_key, shape,
+                nielsen_fan_out=max(1, maps * rows.kernel * cols.kernel // pool_area),
+            ),
+            "bias": init_bias(scheme, bias_key, (maps,)),
+        }
+
+    def apply(
+        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None,
+    ) -> jax.Array:
+        rows, cols = plan.geometry
+        z = conv2d(
+            x, params["kernel"], params["bias"], stride=(rows.stride, cols.stride),
+            padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+            dilation=(rows.dilation, cols.dilation),
+        )
+        return get_activation(self.activation, plan.name)(z)
+

@@ -1,0 +1,134 @@
+"""The relation between input and output size of a conv or pool layer.
+
+    out = floor((in + pad_lo + pad_hi − dilation·(k − 1) − 1) / stride) + 1
+
+With symmetric padding `pad_lo + pad_hi = 2·pad`, the formula of the course. Every conv, locally
+connected and pool layer computes its output size here, before anything is traced or compiled, and
+refuses an impossible configuration with a `ShapeError` that names the layer, the numbers and the
+formula.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+Padding = str | int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
+AXES = ("height", "width")
+
+
+class ShapeError(ValueError):
+    """An impossible layer configuration (named layer, the numbers and the formula)."""
+
+
+def pair(value: int | Sequence[int], what: str, layer: str) -> tuple[int, int]:
+    """`5 -> (5, 5)`, `(3, 5) -> (3, 5)`; refuses anything else."""
+    if isinstance(value, bool):
+        raise ShapeError(f"layer '{layer}': {what} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, Sequence) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return (int(value[0]), int(value[1]))
+    raise ShapeError(f"layer '{layer}': {what} must be an int or a pair of ints, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisGeometry:
+    """One spatial axis of a sliding-window layer, with its output size."""
+
+    axis: str
+    size_in: int
+    kernel: int
+    stride: int
+    pad_lo: int
+    pad_hi: int
+    dilation: int
+
+    @property
+    def effective_kernel(self) -> int:
+        """Span of the dilated window: dilation·(k − 1) + 1."""
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def size_out(self) -> int:
+        span = self.size_in + self.pad_lo + self.pad_hi - self.effective_kernel
+        return span // self.stride + 1 if span >= 0 else 0
+
+    def formula(self) -> str:
+        """The size formula with this axis' numbers, e.g. `(28 + 2·0 − 1·(5−1) − 1)/1 + 1 = 24`."""
+        pad = (
+            f"2·{self.pad_lo}" if self.pad_lo == self.pad_hi else f"{self.pad_lo}+{self.pad_hi}"
+        )
+        numerator = f"{self.size_in} + {pad} − {self.dilation}·({self.kernel}−1) − 1"
+        return f"floor(({numerator})/{self.stride}) + 1 = {self.size_out}"
+
+
+def resolve_padding(
+    padding: Padding, size_in: int, kernel: int, stride: int, dilation: int, axis_index: int,
+    layer: str,
+) -> tuple[int, int]:
+    """Explicit (lo, hi) padding of one axis for 'VALID', 'SAME', an int, a pair or pairs."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return (0, 0)
+        if mode == "SAME":
+            out = -(-size_in // stride)
+            total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size_in, 0)
+            return (total // 2, total - total // 2)
+        raise ShapeError(
+            f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}"
+        )
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        return (padding, padding)
+    if isinstance(padding, Sequence) and len(padding) == 2:
+        item = padding[axis_index]
+        if isinstance(item, int) and not isinstance(item, bool):
+            return (item, item)
+        if isinstance(item, Sequence) and len(item) == 2:
+            return (int(item[0]), int(item[1]))
+    raise ShapeError(
+        f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}"
+    )
+
+
+def window_geometry(
+    layer: str, kind: str, spatial_in: tuple[int, int], kernel: int | Sequence[int],
+    stride: int | Sequence[int], padding: Padding, dilation: int | Sequence[int] = 1,
+) -> tuple[AxisGeometry, AxisGeometry]:
+    """Geometry of both spatial axes of a sliding-window layer; raises `ShapeError` if impossible.
+
+    Args:
+      layer: the layer's name, used in error messages.
+      kind: 'conv', 'local' or 'pool', used in error messages ('kernel' or 'window').
+      spatial_in: (height, width) of the input.
+    """
+    what = "window" if kind == "pool" else "kernel"
+    kernels = pair(kernel, what, layer)
+    strides = pair(stride, "stride", layer)
+    dilations = pair(dilation, "dilation", layer)
+    axes = []
+    for i, name in enumerate(AXES):
+        k, s, d, size_in = kernels[i], strides[i], dilations[i], spatial_in[i]
+        if k < 1:
+            raise ShapeError(f"layer '{layer}' ({kind}): {what} size must be >= 1, got {k}")
+        if s < 1:
+            raise ShapeError(f"layer '{layer}' ({kind}): stride must be >= 1, got {s}")
+        if d < 1:
+            raise ShapeError(f"layer '{layer}' ({kind}): dilation must be >= 1, got {d}")
+        lo, hi = resolve_padding(padding, size_in, k, s, d, i, layer)
+        if lo < 0 or hi < 0:
+            raise ShapeError(
+                f"layer '{layer}' ({kind}): padding must be >= 0, got ({lo}, {hi}) along {name}"
+            )
+        geometry = AxisGeometry(name, size_in, k, s, lo, hi, d)
+        if geometry.size_out < 1:
+            raise ShapeError(
+                f"layer '{layer}' ({kind}): {what} {k} (dilated span {geometry.effective_kernel})"
+                f" is larger than the padded input {size_in + lo + hi} along {name}: "
+                f"out = {geometry.formula()}, but an output needs at least 1"
+            )
+        axes.append(geometry)
+    return axes[0], axes[1]
