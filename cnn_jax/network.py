@@ -146,9 +146,8 @@ class Network:
         self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
     ) -> jax.Array:
         """Logits (batch, classes) for images x (batch, height, width, channels)."""
-        for _, x in self._forward(params, x, train, key):
-            pass
-        return x
+        *_, (_, logits) = self._forward(params, x, train, key)
+        return logits
 
     def activations(self, params: Params, x: jax.Array) -> dict[str, jax.Array]:
         """Every layer's output (evaluation mode), e.g. the feature maps of each conv layer."""

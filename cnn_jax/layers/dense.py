@@ -48,4 +48,5 @@ class Dense:
         self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
         key: jax.Array | None = None,
     ) -> jax.Array:
-        return get_activation(self.activation, plan.name)(dense(x, params["kernel"], params["bias"]))
+        z = dense(x, params["kernel"], params["bias"])
+        return get_activation(self.activation, plan.name)(z)
