@@ -43,6 +43,50 @@ def _read_bytes(path: str) -> bytes:
         raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from e
 
 
+def _parse_header(path: str, raw: bytes) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Validates the header at the start of ``raw``: returns (dtype, shape, header size)."""
+    if len(raw) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _CODE_TO_DTYPE:
+        raise DataError(
+            f"{path}: wrong magic number 0x{raw[:4].hex()}; an IDX file starts with 00 00, "
+            f"then a type code in {sorted(hex(c) for c in _CODE_TO_DTYPE)}, then ndim"
+        )
+    ndim = raw[3]
+    if ndim == 0:
+        raise DataError(f"{path}: wrong dimensions: the header declares 0 dimensions")
+    header_size = 4 + 4 * ndim
+    if len(raw) < header_size:
+        raise DataError(f"{path}: truncated header ({len(raw)} < {header_size} bytes)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
+    return _CODE_TO_DTYPE[raw[2]], shape, header_size
+
+
+def _check_ndim(path: str, shape: tuple[int, ...], expected_ndim: int | None) -> None:
+    if expected_ndim is not None and len(shape) != expected_ndim:
+        raise DataError(
+            f"{path}: wrong dimensions: expected {expected_ndim}, the header declares "
+            f"{len(shape)} {shape}"
+        )
+
+
+def read_idx_shape(path: str | os.PathLike, *, expected_ndim: int | None = None) -> tuple[int, ...]:
+    """Reads only the header of an IDX file: its shape, e.g. ``(N, H, W)``."""
+    path = os.fspath(path)
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            head += f.read(4 * head[3]) if len(head) == 4 else b""
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: file not found") from e
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from e
+    _, shape, _ = _parse_header(path, head)
+    _check_ndim(path, shape, expected_ndim)
+    return shape
+
+
 def read_idx(path: str | os.PathLike, *, expected_ndim: int | None = None) -> np.ndarray:
     """Reads an IDX file (plain or ``.gz``) into a native-endian numpy array.
 
@@ -52,7 +96,7 @@ def read_idx(path: str | os.PathLike, *, expected_ndim: int | None = None) -> np
         ``(N, H, W)``, 1 for labels ``(N,)``).
 
     Returns:
-      An array with the dimensions stored in the header, e.g. uint8 ``(N, H, W)``.
+      An array with the shape stored in the header, e.g. uint8 ``(N, H, W)``.
 
     Raises:
       DataError: the file is missing, has a wrong magic number, unexpected dimensions, or its data
@@ -60,25 +104,8 @@ def read_idx(path: str | os.PathLike, *, expected_ndim: int | None = None) -> np
     """
     path = os.fspath(path)
     raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
-    if zero0 != 0 or zero1 != 0 or code not in _CODE_TO_DTYPE:
-        raise DataError(
-            f"{path}: wrong magic number 0x{raw[:4].hex()}; an IDX file starts with 00 00, "
-            f"then a type code in {sorted(hex(c) for c in _CODE_TO_DTYPE)}, then ndim"
-        )
-    if ndim == 0:
-        raise DataError(f"{path}: wrong dimensions: the header declares 0 dimensions")
-    if expected_ndim is not None and ndim != expected_ndim:
-        raise DataError(
-            f"{path}: wrong dimensions: expected {expected_ndim}, the header declares {ndim}"
-        )
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(f"{path}: truncated header ({len(raw)} < {header_size} bytes)")
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    dtype = _CODE_TO_DTYPE[code]
+    dtype, shape, header_size = _parse_header(path, raw)
+    _check_ndim(path, shape, expected_ndim)
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     actual = len(raw) - header_size
     if actual < expected:

@@ -1,0 +1,68 @@
+"""Shared plumbing of the experiment scripts: flag parsing that fails with one clear line.
+
+`run(main)` replaces `absl.app.run(main)`: a bad flag or config override (unknown key, wrong type),
+a `ConfigError`, a missing data set or an impossible shape prints `error: …` and exits with code
+2, with no traceback unless `--verbose` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+from cnn_jax.config import ConfigError
+from cnn_jax.shapes import ShapeError
+
+flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
+USAGE_EXIT_CODE = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ConfigError, ShapeError, flags.Error]
+    try:
+        from cnn_jax.data import DataError
+
+        errors.append(DataError)
+    except ImportError:  # the data package is optional for shape-only scripts
+        pass
+    return tuple(errors)
+
+
+def _verbose(argv: list[str]) -> bool:
+    return any(arg in ("--verbose", "--verbose=true", "--verbose=True") for arg in argv)
+
+
+def fail(message: str) -> None:
+    """Prints `error: message` to stderr and exits with the usage exit code."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USAGE_EXIT_CODE)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except Exception as error:  # absl and ml_collections raise many kinds for bad flags
+        if _verbose(argv):
+            raise
+        text = str(error).strip().strip('"').strip("'")
+        if isinstance(error, AttributeError | KeyError):
+            text = f"unknown config key {text} (check the spelling against the config file)"
+        fail(f"{text}\n(use --helpfull for the flags; --verbose for a traceback)")
+    return []
+
+
+def run(main: Callable[[list[str]], object]) -> None:
+    """`absl.app.run(main)` with clean user errors (exit code 2)."""
+
+    def guarded(argv: list[str]) -> object:
+        try:
+            return main(argv)
+        except _user_errors() as error:
+            if flags.FLAGS.verbose:
+                raise
+            fail(str(error))
+        return None
+
+    app.run(guarded, flags_parser=_parse_flags)

