@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from cnn_jax.config import ConfigError
 from cnn_jax.shapes import ShapeError
@@ -57,6 +57,8 @@ def run(main: Callable[[list[str]], object]) -> None:
     """`absl.app.run(main)` with clean user errors (exit code 2)."""
 
     def guarded(argv: list[str]) -> object:
+        if not flags.FLAGS.verbose:
+            logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
         try:
             return main(argv)
         except _user_errors() as error:

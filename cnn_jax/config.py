@@ -78,7 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
     return config
 
 
-def with_defaults(config: Mapping[str, Any] | ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+def with_defaults(
+    config: Mapping[str, Any] | ml_collections.ConfigDict,
+) -> ml_collections.ConfigDict:
     """`config` on top of `base_config()`; unknown keys raise `ConfigError`."""
     merged = base_config()
     _merge(merged, config, "")
@@ -206,6 +208,10 @@ def semantic_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
         a, b = saved.get(key), current.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             differences += [f"{key}.{sub}" for sub in semantic_difference(a, b)]
-        elif json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+        elif _canonical(a) != _canonical(b):
             differences.append(key)
     return differences
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

@@ -1,4 +1,4 @@
-"""Prints the shape table of a config's network: every layer's size relation, costs, receptive field.
+"""Prints the shape table of a config's network: each layer's size relation, costs, receptive field.
 
     python -m experiments.shapes --config=configs/default.py
     python -m experiments.shapes --config=configs/default.py --config.model.preset=course_3maps

@@ -1,0 +1,62 @@
+"""Orbax checkpoints of the whole training state: the last few and the best by validation accuracy.
+
+Orbax writes every checkpoint into a temporary folder and renames it when complete, so a killed
+process leaves either a whole checkpoint or none; a restore takes the latest whole one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import flax.serialization
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
+
+from cnn_jax.train.state import TrainState
+
+
+class Checkpointer:
+    """Saves and restores `TrainState`s under workdir/checkpoints."""
+
+    def __init__(self, workdir: str | os.PathLike, keep: int = 2):
+        self.directory = Path(workdir).absolute() / "checkpoints"
+        policy = policies.AnyPreservationPolicy([
+            policies.LatestN(n=keep),
+            policies.BestN(
+                get_metric_fn=lambda metrics: metrics["val_accuracy"], n=1,
+                keep_checkpoints_without_metrics=False,
+            ),
+        ])
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True,
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def best_step(self) -> int | None:
+        return self._manager.best_step()
+
+    def save(self, state: TrainState, metrics: dict[str, Any] | None = None) -> None:
+        """Saves `state` at its step (replacing a checkpoint of the same step)."""
+        step = int(jax.device_get(state.step))
+        if step in self._manager.all_steps():
+            return
+        tree = flax.serialization.to_state_dict(jax.device_get(state))
+        self._manager.save(step, args=ocp.args.StandardSave(tree), metrics=metrics)
+        self._manager.wait_until_finished()
+
+    def restore(self, template: TrainState, step: int | None = None) -> TrainState:
+        """The state saved at `step` (default: the latest), shaped like `template`."""
+        step = self.latest_step() if step is None else step
+        target = flax.serialization.to_state_dict(jax.device_get(template))
+        tree = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+        return flax.serialization.from_state_dict(template, tree)
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,62 @@
+"""Data parallelism with `jax.sharding`: the batch is split over all local devices along the mesh
+axis 'data'; parameters, optimizer state and the (small) data sets are replicated."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: list | None = None) -> Mesh | None:
+    """A 1-D mesh over the local devices, or None with a single device (nothing to shard)."""
+    devices = jax.local_devices() if devices is None else devices
+    if len(devices) == 1:
+        return None
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicate(tree, mesh: Mesh | None):
+    """Places every array of `tree` on every device of `mesh` (or the default device)."""
+    if mesh is None:
+        return jax.device_put(tree)
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def shard_batch(x: jax.Array, mesh: Mesh | None) -> jax.Array:
+    """Inside a jitted function: split the leading (batch) axis of x over the mesh."""
+    if mesh is None:
+        return x
+    spec = PartitionSpec(DATA_AXIS, *([None] * (x.ndim - 1)))
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+
+def device_count(mesh: Mesh | None) -> int:
+    return 1 if mesh is None else mesh.size
+
+
+def describe_devices() -> str:
+    """e.g. '4 × cpu (TFRT_CPU_0, …)'."""
+    devices = jax.local_devices()
+    kind = devices[0].device_kind
+    return f"{len(devices)} × {devices[0].platform} ({kind})"
+
+
+def enable_compilation_cache(directory: str | None = None) -> str:
+    """Turns on JAX's persistent compilation cache (default ~/.cache/cnn_jax/jax), so that a new
+    process reuses the programs compiled by earlier ones."""
+    import os
+
+    directory = directory or os.environ.get(
+        "CNN_JAX_COMPILATION_CACHE", os.path.expanduser("~/.cache/cnn_jax/jax"))
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return directory
+
+
+def initialize_distributed() -> None:
+    """Multi-host: connects this process to the others (coordinator from the environment)."""
+    jax.distributed.initialize()

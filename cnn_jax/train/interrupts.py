@@ -1,0 +1,42 @@
+"""SIGINT/SIGTERM during training: note the request; the loop saves and stops at a step boundary."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+
+class StopRequests:
+    """Context manager: while active, SIGINT and SIGTERM set `requested` instead of killing.
+
+    A second signal of the same kind falls through to the previous handler (e.g. a second Ctrl-C
+    raises KeyboardInterrupt at once). Outside the main thread it does nothing.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal_name = ""
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.requested:
+            previous = self._previous.get(number)
+            if callable(previous):
+                previous(number, frame)
+            return
+        self.requested = True
+        self.signal_name = signal.Signals(number).name
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+        self._previous.clear()

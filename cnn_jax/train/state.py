@@ -1,0 +1,86 @@
+"""The training state: a pytree of arrays only, so that one compiled step serves every trial.
+
+Values that sweeps change without changing shapes — learning rate, momentum, λ, the seed — are
+arrays in the state (`hyper`, `rng`), not constants baked into the compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from cnn_jax.network import Network, Params
+
+
+@flax.struct.dataclass
+class TrainState:
+    """step (int32), params, opt_state, hyper {name: float32}, rng (uint32 key data), and the
+    running sums of the current epoch {loss, correct, count} (kept so a resumed epoch goes on
+    exactly where it stopped)."""
+
+    step: jax.Array
+    params: Params
+    opt_state: Any
+    hyper: dict[str, jax.Array]
+    rng: jax.Array
+    epoch_sums: dict[str, jax.Array]
+
+
+def make_optimizer(name: str) -> optax.GradientTransformation:
+    """Optax optimizer whose learning rate (and momentum) live in its state as hyper-parameters."""
+    if name == "sgd":
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0)
+    if name == "momentum":
+        return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.0)
+    if name == "adam":
+        return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def learning_rate_at(schedule: str, step: jax.Array, hyper: dict[str, jax.Array]) -> jax.Array:
+    """Learning rate at `step`: constant, cosine decay to 0, or ÷10 at 50% and 75% of training."""
+    base, total = hyper["learning_rate"], jnp.maximum(hyper["total_steps"], 1.0)
+    progress = jnp.minimum(step.astype(jnp.float32) / total, 1.0)
+    if schedule == "cosine":
+        return base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    if schedule == "step":
+        return base * jnp.where(progress < 0.5, 1.0, jnp.where(progress < 0.75, 0.1, 0.01))
+    return base
+
+
+def l2_strength(config: ml_collections.ConfigDict, steps_per_epoch: int) -> float:
+    """Nielsen's scaling: the penalty ½·λ·Σw² is divided by the number of training batches."""
+    return float(config.l2) / max(steps_per_epoch, 1)
+
+
+def create_state(
+    network: Network, config: ml_collections.ConfigDict, input_shape: tuple[int, int, int],
+    steps_per_epoch: int,
+) -> TrainState:
+    """Initial state for `config` (parameters drawn from `config.seed`)."""
+    init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+    params = network.init(init_key, input_shape)
+    optimizer = make_optimizer(config.optimizer)
+    opt_state = optimizer.init(params)
+    if config.optimizer == "momentum":
+        opt_state.hyperparams["momentum"] = jnp.asarray(config.momentum, jnp.float32)
+    hyper = {
+        "learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
+        "l2": jnp.asarray(l2_strength(config, steps_per_epoch), jnp.float32),
+        "total_steps": jnp.asarray(steps_per_epoch * config.num_epochs, jnp.float32),
+    }
+    zeros = {"loss": jnp.zeros((), jnp.float32), "correct": jnp.zeros((), jnp.int32),
+             "count": jnp.zeros((), jnp.int32)}
+    return TrainState(
+        step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state, hyper=hyper,
+        rng=jax.random.key_data(dropout_key), epoch_sums=zeros,
+    )
+
+
+def reset_epoch_sums(state: TrainState) -> TrainState:
+    return state.replace(epoch_sums=jax.tree_util.tree_map(jnp.zeros_like, state.epoch_sums))

@@ -1,0 +1,111 @@
+"""Compiled training and evaluation steps over device-resident data.
+
+Batches are cut inside the compiled function with `lax.dynamic_slice` from a per-epoch order, so
+a step transfers no data from the host. `train_steps(...)` runs `num_steps` consecutive steps:
+one jitted step per call (fastest on CPU) or several fused by `lax.scan` (fastest on GPU/TPU).
+The builders are cached on their static description, so trials that differ only in values
+(learning rate, λ, seed) reuse one compiled program.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from cnn_jax.losses import correct, get_loss, l2_penalty
+from cnn_jax.network import Network
+from cnn_jax.train.devices import shard_batch
+from cnn_jax.train.state import TrainState, learning_rate_at, make_optimizer
+
+
+def epoch_order(data_key: jax.Array, epoch: int | jax.Array, num_examples: int) -> jax.Array:
+    """The shuffled order of the training examples in `epoch` (a pure function of key, epoch)."""
+    return jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+
+
+@functools.lru_cache(maxsize=64)
+def train_steps(
+    network: Network, loss: str, optimizer: str, schedule: str, batch_size: int, num_steps: int,
+    mesh: Mesh | None = None,
+):
+    """jit(run)(state, images, labels, order, first_batch) -> state after `num_steps` steps.
+
+    images (N, H, W, C) and labels (N,) stay on the device; batch b uses the examples
+    order[b·batch_size : (b+1)·batch_size]. The state argument is donated.
+    """
+    loss_fn = get_loss(loss)
+    tx = make_optimizer(optimizer)
+
+    def one_step(state: TrainState, images, labels, order, batch_index) -> TrainState:
+        index = jax.lax.dynamic_slice_in_dim(order, batch_index * batch_size, batch_size)
+        x = shard_batch(jnp.take(images, index, axis=0), mesh)
+        y = jnp.take(labels, index, axis=0)
+        dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+
+        def objective(params):
+            logits = network.apply(params, x, train=True, key=dropout_key)
+            data_loss = loss_fn(logits, y)
+            return data_loss + l2_penalty(params, state.hyper["l2"]), (data_loss, logits)
+
+        grads, (data_loss, logits) = jax.grad(objective, has_aux=True)(state.params)
+        hyperparams = {
+            **state.opt_state.hyperparams,
+            "learning_rate": learning_rate_at(schedule, state.step, state.hyper),
+        }
+        opt_state = state.opt_state._replace(hyperparams=hyperparams)
+        updates, opt_state = tx.update(grads, opt_state, state.params)
+        sums = state.epoch_sums
+        return state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            epoch_sums={
+                "loss": sums["loss"] + data_loss * batch_size,
+                "correct": sums["correct"] + correct(logits, y),
+                "count": sums["count"] + batch_size,
+            },
+        )
+
+    def run(state, images, labels, order, first_batch):
+        if num_steps == 1:
+            return one_step(state, images, labels, order, first_batch)
+
+        def body(carry, offset):
+            return one_step(carry, images, labels, order, first_batch + offset), None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(num_steps))
+        return state
+
+    return jax.jit(run, donate_argnums=(0,))
+
+
+@functools.lru_cache(maxsize=64)
+def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None = None):
+    """jit(run)(params, images, labels, weights, chunk) -> (Σ weight·loss, Σ weight·correct).
+
+    Evaluates examples [chunk·chunk_size, (chunk+1)·chunk_size); padding has weight 0.
+    """
+    loss_fn = get_loss(loss)
+
+    def run(params, images, labels, weights, chunk):
+        start = chunk * chunk_size
+        x = shard_batch(jax.lax.dynamic_slice_in_dim(images, start, chunk_size), mesh)
+        y = jax.lax.dynamic_slice_in_dim(labels, start, chunk_size)
+        w = jax.lax.dynamic_slice_in_dim(weights, start, chunk_size)
+        logits = network.apply(params, x)
+        losses = jax.vmap(lambda z, t: loss_fn(z[None], t[None]))(logits, y)
+        hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
+        return jnp.sum(w * losses), jnp.sum(w * hits)
+
+    return jax.jit(run)
+
+
+def all_finite(tree) -> jax.Array:
+    """True when no leaf of `tree` holds a NaN or an infinity."""
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(tree)
+              if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
