@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 KERNEL_CMAP = "RdBu_r"
 MAP_CMAP = "viridis"
@@ -41,11 +42,6 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def _bare(ax: Any) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _kernels_figure(
     kernel: Any, *, title: str | None = None, input_channel: int = 0, columns: int | None = None
 ) -> Figure:
@@ -64,7 +60,7 @@ def _kernels_figure(
     axes = fig.subplots(rows, columns, squeeze=False)
     image = None
     for index, ax in enumerate(axes.flat):
-        _bare(ax)
+        ax.set(xticks=[], yticks=[])
         if index >= maps:
             ax.set_visible(False)
             continue
@@ -73,7 +69,8 @@ def _kernels_figure(
         ax.set_title(str(index), fontsize=7, pad=2)
     fig.colorbar(image, ax=axes, shrink=0.8, label="weight")
     channel = f", input channel {input_channel} of {cin}" if cin > 1 else ""
-    fig.suptitle(title or f"{maps} kernels {kh}×{kw}{channel}", fontsize=10)
+    default = f"{maps} kernels {kh}×{kw}{channel}"
+    fig.suptitle(f"{title}: {default}" if title else default, fontsize=10)
     return fig
 
 
@@ -81,9 +78,10 @@ def plot_kernels(
     kernel: Any, path: str | Path, *, title: str | None = None, input_channel: int = 0,
     columns: int | None = None,
 ) -> Path:
-    """One panel per map for a conv kernel (kh, kw, in_channels, maps), input channel `input_channel`.
+    """One panel per map of a conv kernel (kh, kw, in_channels, maps) at `input_channel`.
 
     Nielsen's first layer (5, 5, 1, 20) gives a 4×5 grid; columns default to ceil(sqrt(maps)).
+    `title` prefixes the automatic description (e.g. the layer name).
     """
     return _save(_kernels_figure(kernel, title=title, input_channel=input_channel,
                                  columns=columns), path)
@@ -110,10 +108,8 @@ def _local_figure(
                          f"{maps} maps and {cin} channels")
     rows, cols = _even_indices(out_h, max_grid), _even_indices(out_w, max_grid)
     chosen = kernel[np.ix_(rows, cols)][:, :, :, :, input_channel, map_index]  # (r, c, kh, kw)
-    mosaic = np.full((len(rows) * (kh + 1) - 1, len(cols) * (kw + 1) - 1), np.nan, np.float32)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            mosaic[i * (kh + 1):i * (kh + 1) + kh, j * (kw + 1):j * (kw + 1) + kw] = chosen[i, j]
+    gutters = np.pad(chosen, ((0, 0), (0, 0), (0, 1), (0, 1)), constant_values=np.nan)
+    mosaic = gutters.transpose(0, 2, 1, 3).reshape(len(rows) * (kh + 1), -1)[:-1, :-1]
     limit = _symmetric_limit(chosen)
     size = min(10.0, 2.0 + 0.45 * max(len(rows), len(cols)) * max(kh, kw) / 5)
     fig = Figure(figsize=(size + 1.3, size + 0.6), layout="constrained")
@@ -123,12 +119,11 @@ def _local_figure(
     ax.set_xticks(np.arange(len(cols)) * (kw + 1) + (kw - 1) / 2, [str(c) for c in cols])
     ax.set_yticks(np.arange(len(rows)) * (kh + 1) + (kh - 1) / 2, [str(r) for r in rows])
     ax.tick_params(length=0, labelsize=7)
-    ax.set_xlabel("output column")
-    ax.set_ylabel("output row")
+    ax.set(xlabel="output column", ylabel="output row")
     fig.colorbar(image, ax=ax, shrink=0.8, label="weight")
     shown = f"{len(rows)}×{len(cols)} of {out_h}×{out_w} positions"
-    fig.suptitle(title or f"unshared {kh}×{kw} kernels of map {map_index} "
-                 f"(input channel {input_channel}), {shown}", fontsize=10)
+    default = f"unshared {kh}×{kw} kernels of map {map_index} (channel {input_channel}), {shown}"
+    fig.suptitle(f"{title}: {default}" if title else default, fontsize=10)
     return fig
 
 
@@ -171,7 +166,7 @@ def plot_feature_maps(
                  layout="constrained")
     axes = fig.subplots(len(layers) + 1, columns, squeeze=False)
     for ax in axes.flat:
-        _bare(ax)
+        ax.set(xticks=[], yticks=[])
         ax.set_visible(False)
     pixels, cmap = _image_panel(image)
     axes[0, 0].set_visible(True)
@@ -222,8 +217,8 @@ def plot_learning_curves(
             if xs:
                 ax.plot(xs, ys, "o-", markersize=3, label=key)
                 drawn += 1
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(word)
+        ax.set(xlabel="epoch", ylabel=word)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if drawn:
             ax.legend(fontsize=8)
@@ -234,7 +229,9 @@ def plot_learning_curves(
     return _save(fig, path)
 
 
-def plot_network_kernels(network: Any, params: Mapping[str, Any], workdir: str | Path) -> list[Path]:
+def plot_network_kernels(
+    network: Any, params: Mapping[str, Any], workdir: str | Path
+) -> list[Path]:
     """`kernels_<name>.png` for every conv layer (input channel 0 where there are several) and
     `local_kernels_<name>.png` (map 0) for every locally connected layer, under `workdir`."""
     workdir = Path(workdir)
@@ -244,17 +241,11 @@ def plot_network_kernels(network: Any, params: Mapping[str, Any], workdir: str |
             continue
         kernel = np.asarray(params[name]["kernel"])
         if layer.kind == "conv":
-            written.append(plot_kernels(kernel, workdir / f"kernels_{name}.png",
-                                        title=_kernel_title(name, kernel)))
+            written.append(plot_kernels(kernel, workdir / f"kernels_{name}.png", title=name))
         elif layer.kind == "local":
-            written.append(plot_local_kernels(kernel, workdir / f"local_kernels_{name}.png"))
+            written.append(plot_local_kernels(kernel, workdir / f"local_kernels_{name}.png",
+                                              title=name))
     return written
-
-
-def _kernel_title(name: str, kernel: np.ndarray) -> str:
-    kh, kw, cin, maps = kernel.shape
-    channel = f", input channel 0 of {cin}" if cin > 1 else ""
-    return f"{name}: {maps} kernels {kh}×{kw}{channel}"
 
 
 def plot_feature_maps_for(
