@@ -114,8 +114,8 @@ class CnnJaxMnist5k(tfds.core.GeneratorBasedBuilder):
 class IdxConfig(tfds.core.BuilderConfig):
     """One IDX folder; ``files`` maps ``"train_images"`` etc. to the resolved file paths."""
 
-    idx_dir: str = ""
-    files: dict[str, str] = dataclasses.field(default_factory=dict)
+    idx_dir: str = dataclasses.field(default="", repr=False)
+    files: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
 
 def find_idx_files(idx_dir: str) -> dict[str, str]:

@@ -28,7 +28,7 @@ def default_data_dir() -> str:
 
 
 def _idx_builder(name: str, idx_dir: str | None, data_dir: str):
-    if idx_dir is None and name == "idx":
+    if not idx_dir and name == "idx":
         raise DatasetNotAvailableError(
             "idx: pass idx_dir, a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, "
             "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz); e.g. "
@@ -52,12 +52,12 @@ def _idx_builder(name: str, idx_dir: str | None, data_dir: str):
 def _open(name: str, data_dir: str, idx_dir: str | None):
     """Returns (train source, test source, num_classes)."""
     if name in STOCK_DATASETS:
-        if idx_dir is not None:
+        if idx_dir:
             raise ValueError(f"idx_dir applies to 'idx' and 'fashion_mnist_debian', not {name!r}")
         train, test = sources.stock_sources(name, data_dir)
     else:
         if name == "mnist_5k":
-            if idx_dir is not None:
+            if idx_dir:
                 raise ValueError("idx_dir applies to 'idx' and 'fashion_mnist_debian'")
             builder = sources.prepared_builder(
                 lambda: builders.CnnJaxMnist5k(data_dir=data_dir), data_dir

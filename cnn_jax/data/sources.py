@@ -51,7 +51,7 @@ def _prepare_hint(name: str, data_dir: str) -> str:
     )
     hint = (
         f"To make it available, on a machine with internet and TensorFlow run:\n  {command}\n"
-        f"and copy {os.path.join(data_dir, name)} here."
+        f"there, then copy its {name}/ folder into {data_dir} on this machine."
     )
     if name == "fashion_mnist":
         hint += (
