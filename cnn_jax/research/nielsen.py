@@ -1,0 +1,203 @@
+"""Nielsen's chapter 6 table, row by row, with the book's protocol and our numbers beside it.
+
+Protocol (all rows): softmax output with log-likelihood cost, plain SGD with mini-batches of 10,
+training / validation (the last 10,000 training images) / test split, reported number = test
+accuracy at the epoch of best validation accuracy. Weights are initialised as in the book's
+`network3.py` (`init='nielsen'`). Row 8 is a plurality vote of five networks of row 7.
+
+`Scale` shrinks the protocol (data, epochs, seeds, ensemble size) for quick runs; the book's
+numbers are then not comparable, and the table says at which scale it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from cnn_jax.config import base_config, build_network
+from cnn_jax.train import train_and_evaluate
+from cnn_jax.train.checkpoints import Checkpointer
+from cnn_jax.train.inputs import load_for_config
+from cnn_jax.train.state import create_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One row of the book's table."""
+
+    number: int
+    network: str
+    preset: str
+    activation: str
+    epochs: int
+    learning_rate: float
+    l2: float
+    expand: bool
+    book: float
+    ensemble: int = 0  # > 0: plurality vote of this many networks of the previous row
+
+
+ROWS = (
+    Row(1, "FC100 → softmax", "nielsen_fc100", "sigmoid", 60, 0.1, 0.0, False, 0.9780),
+    Row(2, "CP(20) → FC100 → softmax", "nielsen_cp1_fc100", "sigmoid", 60, 0.1, 0.0, False,
+        0.9878),
+    Row(3, "CP(20) → CP(40) → FC100 → softmax", "nielsen_cp2_fc100", "sigmoid", 60, 0.1, 0.0,
+        False, 0.9906),
+    Row(4, "as 3, ReLU, λ = 0.1", "nielsen_cp2_fc100_relu", "relu", 60, 0.03, 0.1, False, 0.9923),
+    Row(5, "as 4, expanded data", "nielsen_cp2_fc100_relu", "relu", 60, 0.03, 0.1, True, 0.9937),
+    Row(6, "as 5 + a second FC100", "nielsen_cp2_fc100x2", "relu", 60, 0.03, 0.1, True, 0.9943),
+    Row(7, "CP(20) → CP(40) → FC1000 → FC1000, dropout 0.5", "nielsen_cp2_fc1000_dropout",
+        "relu", 40, 0.03, 0.0, True, 0.9960),
+    Row(8, "ensemble of 5 networks of row 7, plurality vote", "nielsen_cp2_fc1000_dropout",
+        "relu", 40, 0.03, 0.0, True, 0.9967, ensemble=5),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How much of the protocol to run. `epochs=None` keeps the book's epochs per row."""
+
+    dataset: str = "mnist"
+    validation_size: int = 10_000
+    train_size: int = 0
+    test_size: int = 0
+    epochs: int | None = None
+    seeds: int = 1
+    ensemble_size: int = 5
+    data_dir: str = ""
+    idx_dir: str = ""
+
+    @property
+    def label(self) -> str:
+        parts = [self.dataset, f"validation {self.validation_size}"]
+        if self.train_size:
+            parts.append(f"train {self.train_size}")
+        if self.test_size:
+            parts.append(f"test {self.test_size}")
+        parts.append("book epochs" if self.epochs is None else f"{self.epochs} epochs")
+        return ", ".join(parts)
+
+
+BOOK = Scale()
+QUICK = Scale(dataset="mnist_5k", validation_size=500, train_size=2000, epochs=3, seeds=1,
+              ensemble_size=3)
+
+
+def row_config(row: Row, scale: Scale, seed: int) -> ml_collections.ConfigDict:
+    """The training config of one row at one scale and seed."""
+    config = base_config()
+    config.seed = seed
+    config.dataset = scale.dataset
+    config.data_dir, config.idx_dir = scale.data_dir, scale.idx_dir
+    config.validation_size, config.train_size = scale.validation_size, scale.train_size
+    config.test_size = scale.test_size
+    config.expand = row.expand
+    config.model.preset = row.preset
+    config.model.init = "nielsen"
+    config.optimizer, config.batch_size = "sgd", 10
+    config.learning_rate, config.l2 = row.learning_rate, row.l2
+    config.num_epochs = row.epochs if scale.epochs is None else scale.epochs
+    config.log_every_steps = 500
+    return config
+
+
+@dataclasses.dataclass
+class RowResult:
+    row: Row
+    accuracies: list[float]
+    seconds: float
+    epochs: int
+    run_dirs: list[Path]
+    image_shape: tuple[int, int, int]
+
+
+class DataCache:
+    """Loads each distinct data set once (keyed by the config's data keys)."""
+
+    KEYS = ("dataset", "data_dir", "idx_dir", "validation_size", "train_size", "test_size",
+            "expand")
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple, Any] = {}
+
+    def get(self, config: ml_collections.ConfigDict):
+        key = tuple(config[k] for k in self.KEYS)
+        if key not in self._loaded:
+            self._loaded[key] = load_for_config(config)
+        return self._loaded[key]
+
+
+def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache) -> RowResult:
+    """Trains the row's networks (one per seed; an ensemble row trains its members)."""
+    started = time.perf_counter()
+    seeds = range(scale.ensemble_size) if row.ensemble else range(scale.seeds)
+    runs, accuracies = [], []
+    dataset = data.get(row_config(row, scale, 0))
+    for seed in seeds:
+        config = row_config(row, scale, seed)
+        run_dir = workdir / (f"row{row.number - 1}" if row.ensemble else f"row{row.number}")
+        run_dir = run_dir / f"seed{seed}"
+        results = train_and_evaluate(config, run_dir, dataset=dataset)
+        runs.append(run_dir)
+        accuracies.append(results.get("test_accuracy_at_best_val"))
+    if row.ensemble:
+        accuracies = [ensemble_accuracy(row, scale, runs, dataset)]
+    return RowResult(row, accuracies, time.perf_counter() - started,
+                     row_config(row, scale, 0).num_epochs, runs, dataset.image_shape)
+
+
+def best_params(config: ml_collections.ConfigDict, run_dir: Path, image_shape: tuple) -> Any:
+    """The parameters of a run's checkpoint with the best validation accuracy."""
+    network = build_network(config)
+    template = create_state(network, config, image_shape, steps_per_epoch=1)
+    checkpointer = Checkpointer(run_dir)
+    try:
+        step = checkpointer.best_step() or checkpointer.latest_step()
+        return checkpointer.restore(template, step).params
+    finally:
+        checkpointer.close()
+
+
+def plurality_vote(predictions: np.ndarray, classes: int) -> np.ndarray:
+    """predictions (members, N) of class indices → (N,) the most voted class (ties: lowest)."""
+    votes = np.zeros((predictions.shape[1], classes), np.int32)
+    for member in predictions:
+        votes[np.arange(len(member)), member] += 1
+    return np.argmax(votes, axis=1)
+
+
+def ensemble_accuracy(row: Row, scale: Scale, run_dirs: Sequence[Path], dataset) -> float:
+    """Test accuracy of the plurality vote of the networks trained in `run_dirs`."""
+    config = row_config(row, scale, 0)
+    network = build_network(config)
+    predict = jax.jit(lambda params, x: jnp.argmax(network.apply(params, x), axis=-1))
+    predictions = []
+    for run_dir in run_dirs:
+        params = best_params(config, run_dir, dataset.image_shape)
+        chunks = [predict(params, dataset.test_images[i:i + 1000])
+                  for i in range(0, len(dataset.test_labels), 1000)]
+        predictions.append(np.concatenate(jax.device_get(chunks)))
+    voted = plurality_vote(np.stack(predictions), dataset.num_classes)
+    return float(np.mean(voted == dataset.test_labels))
+
+
+def run_table(workdir: str | Path, scale: Scale, rows: Sequence[int] | None = None,
+              on_row: Callable[[RowResult], None] | None = None) -> list[RowResult]:
+    """Runs the selected rows (default all) at `scale`; rerunning resumes finished runs."""
+    workdir, data = Path(workdir), DataCache()
+    selected = [row for row in ROWS if rows is None or row.number in rows]
+    results = []
+    for row in selected:
+        result = run_row(row, scale, workdir, data)
+        results.append(result)
+        if on_row is not None:
+            on_row(result)
+    return results

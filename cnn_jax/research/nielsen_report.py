@@ -1,0 +1,62 @@
+"""The chapter 6 table in Markdown, its learning curves and the best network's kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from cnn_jax import plots  # noqa: E402
+from cnn_jax.config import build_network  # noqa: E402
+from cnn_jax.research.nielsen import RowResult, Scale, best_params, row_config  # noqa: E402
+from cnn_jax.research.tables import markdown_table, mean_std, percent, percent_mean_std  # noqa: E402
+from cnn_jax.train.logs import read_jsonl  # noqa: E402
+
+
+def table_markdown(results: list[RowResult], scale: Scale, device: str) -> str:
+    """The book's accuracy beside ours (mean ± std over seeds), epochs and time per row."""
+    header = ["#", "network", "book", "ours", "runs", "epochs", "time", "device"]
+    rows = [
+        [r.row.number, r.row.network, percent(r.row.book), percent_mean_std(r.accuracies),
+         len(r.run_dirs), r.epochs, f"{r.seconds:.0f} s", device]
+        for r in results
+    ]
+    return f"Scale: {scale.label}.\n\n" + markdown_table(header, rows)
+
+
+def plot_curves(results: list[RowResult], path: Path) -> Path:
+    """Validation accuracy per epoch for every row (first seed)."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
+    for result in results:
+        if result.row.ensemble:
+            continue
+        history = [r for r in read_jsonl(result.run_dirs[0] / "metrics.jsonl")
+                   if r["kind"] == "epoch"]
+        accuracy = [r["val_accuracy"] if r["val_accuracy"] is not None else r["test_accuracy"]
+                    for r in history]
+        axes.plot([r["epoch"] for r in history], accuracy, marker="o",
+                  label=f"{result.row.number}: {result.row.network}")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("validation accuracy")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def plot_best_kernels(results: list[RowResult], scale: Scale, workdir: Path) -> list[Path]:
+    """Kernel grids of the best single network (highest mean accuracy, non-ensemble row)."""
+    candidates = [r for r in results if not r.row.ensemble and r.accuracies]
+    if not candidates:
+        return []
+    best = max(candidates, key=lambda r: mean_std(r.accuracies)[0])
+    config = row_config(best.row, scale, 0)
+    network = build_network(config)
+    params = best_params(config, best.run_dirs[0], best.image_shape)
+    return plots.plot_network_kernels(network, params, workdir / f"kernels_row{best.row.number}")

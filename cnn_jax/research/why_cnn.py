@@ -1,0 +1,130 @@
+"""The course's "why CNNs" ablation: one idea at a time, same data and training budget.
+
+    fully connected → local receptive fields (no sharing) → shared weights → + pooling
+
+Each variant has one hidden layer of the course's kind feeding a softmax output. The first
+layers' parameter counts have closed forms: a fully connected layer of n units on h·w inputs has
+h·w·n + n; a locally connected layer with m maps of k×k on an h×w image has
+(h−k+1)(w−k+1)·(k·k + 1)·m; a shared-weight layer (k·k + 1)·m — 20 maps of 5×5: 520, against
+784·30 + 30 = 23,550 for 30 fully connected neurons.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+from cnn_jax.config import base_config, build_network  # noqa: E402
+from cnn_jax.presets import conv, dense, logits, pool  # noqa: E402
+from cnn_jax.research.nielsen import DataCache  # noqa: E402
+from cnn_jax.research.tables import markdown_table, percent  # noqa: E402
+from cnn_jax.summary import shape_table  # noqa: E402
+from cnn_jax.train import train_and_evaluate  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    idea: str
+    layers: tuple[dict[str, Any], ...]
+
+
+def variants(maps: int = 20, kernel: int = 5, fc_units: int = 30, activation: str = "sigmoid",
+             classes: int = 10) -> tuple[Variant, ...]:
+    """The four steps of the ablation."""
+    local = {"type": "local", "features": maps, "kernel": kernel, "activation": activation}
+    return (
+        Variant("fully connected", f"every pixel to each of {fc_units} neurons",
+                (dense(fc_units, activation), logits(classes))),
+        Variant("local receptive fields", f"{maps} maps of {kernel}×{kernel} fields, unshared",
+                (local, logits(classes))),
+        Variant("shared weights", f"{maps} maps of {kernel}×{kernel}, one kernel per map",
+                (conv(maps, kernel, activation), logits(classes))),
+        Variant("+ 2×2 max pooling", "shared weights, then pooling",
+                (conv(maps, kernel, activation), pool("max", 2), logits(classes))),
+    )
+
+
+def first_layer_params_closed_form(variant: Variant, image_shape: tuple[int, int, int]) -> int:
+    """The first layer's parameter count by the formulas of the module docstring."""
+    height, width, channels = image_shape
+    layer = variant.layers[0]
+    if layer["type"] == "dense":
+        return height * width * channels * layer["features"] + layer["features"]
+    k, maps = layer["kernel"], layer["features"]
+    per_map = (k * k * channels + 1) * maps
+    if layer["type"] == "local":
+        return (height - k + 1) * (width - k + 1) * per_map
+    return per_map
+
+
+def base(dataset: str = "mnist_5k", epochs: int = 5, train_size: int = 0, seed: int = 0):
+    config = base_config()
+    config.dataset, config.validation_size, config.train_size = dataset, 500, train_size
+    config.optimizer, config.learning_rate, config.batch_size = "sgd", 0.1, 10
+    config.num_epochs, config.seed, config.log_every_steps = epochs, seed, 500
+    return config
+
+
+@dataclasses.dataclass
+class VariantResult:
+    variant: Variant
+    results: dict[str, Any]
+    first_layer_params: int
+    seconds: float
+    run_dir: Path
+
+
+def run(workdir: str | Path, config, variant_list: tuple[Variant, ...]) -> list[VariantResult]:
+    """Trains every variant with the same config except its layers."""
+    workdir, data = Path(workdir), DataCache()
+    dataset = data.get(config)
+    out = []
+    for index, variant in enumerate(variant_list):
+        variant_config = config.copy_and_resolve_references()
+        variant_config.model.layers = [dict(layer) for layer in variant.layers]
+        run_dir = workdir / f"variant{index + 1}"
+        started = time.perf_counter()
+        results = train_and_evaluate(variant_config, run_dir, dataset=dataset)
+        rows = shape_table(build_network(variant_config), dataset.image_shape)
+        out.append(VariantResult(variant, results, rows[0].params,
+                                 time.perf_counter() - started, run_dir))
+    return out
+
+
+def table_markdown(results: list[VariantResult]) -> str:
+    header = ["variant", "idea", "first-layer params", "params", "MACs", "test accuracy",
+              "train time"]
+    rows = [[r.variant.name, r.variant.idea, f"{r.first_layer_params:,}",
+             f"{r.results['params']:,}", f"{r.results['macs']:,}",
+             percent(r.results.get("test_accuracy_at_best_val")),
+             f"{r.results.get('train_time_s', 0):.1f} s"] for r in results]
+    return markdown_table(header, rows)
+
+
+def plot_bars(results: list[VariantResult], path: Path) -> Path:
+    """Test accuracy and parameter count (log scale) per variant."""
+    figure = Figure(figsize=(9, 3.8))
+    accuracy_axes, params_axes = figure.subplots(1, 2)
+    names = [r.variant.name for r in results]
+    accuracy = [100 * (r.results.get("test_accuracy_at_best_val") or 0) for r in results]
+    accuracy_axes.bar(names, accuracy, color="tab:blue")
+    accuracy_axes.set_ylim(max(0, min(accuracy) - 5), 100)
+    accuracy_axes.set_ylabel("test accuracy (%)")
+    params_axes.bar(names, [r.results["params"] for r in results], color="tab:orange")
+    params_axes.set_yscale("log")
+    params_axes.set_ylabel("parameters")
+    for axes in (accuracy_axes, params_axes):
+        axes.tick_params(axis="x", labelrotation=20, labelsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    return path
+
