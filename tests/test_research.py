@@ -1,0 +1,95 @@
+"""The research comparisons run end to end at a tiny scale and write their tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn_jax.research import nielsen, why_cnn
+from cnn_jax.research.nielsen_report import plot_curves, table_markdown
+from cnn_jax.research.tables import mean_std, percent_mean_std
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dataclasses.replace(
+    nielsen.QUICK, dataset="synthetic", validation_size=50, train_size=100, test_size=60,
+    epochs=1, ensemble_size=2,
+)
+
+
+def test_plurality_vote_hand_example():
+    predictions = np.array([[1, 2, 3, 0], [1, 2, 0, 1], [2, 0, 3, 2]])
+    # columns: {1,1,2} → 1; {2,2,0} → 2; {3,0,3} → 3; {0,1,2} tie → lowest class 0
+    assert nielsen.plurality_vote(predictions, 4).tolist() == [1, 2, 3, 0]
+
+
+def test_mean_std_and_formatting():
+    assert mean_std([0.5, 0.7]) == pytest.approx((0.6, 0.1414213), rel=1e-5)
+    assert percent_mean_std([0.9871]) == "98.71%"
+    assert percent_mean_std([0.98, 0.99]) == "98.50% ± 0.71"
+    assert percent_mean_std([]) == "–"
+
+
+def test_rows_follow_the_book():
+    assert [row.book for row in nielsen.ROWS] == [
+        0.9780, 0.9878, 0.9906, 0.9923, 0.9937, 0.9943, 0.9960, 0.9967]
+    row7 = nielsen.ROWS[6]
+    config = nielsen.row_config(row7, nielsen.BOOK, seed=0)
+    assert (config.batch_size, config.learning_rate, config.num_epochs) == (10, 0.03, 40)
+    assert config.expand and config.model.init == "nielsen" and config.validation_size == 10_000
+
+
+def test_nielsen_table_tiny_with_ensemble(tmp_path):
+    results = nielsen.run_table(tmp_path, TINY, rows=[1, 7, 8])
+    assert [r.row.number for r in results] == [1, 7, 8]
+    for result in results:
+        assert len(result.accuracies) == 1 and 0.0 <= result.accuracies[0] <= 1.0
+    assert [p.name for p in results[2].run_dirs] == ["seed0", "seed1"]
+    assert results[1].run_dirs[0] == results[2].run_dirs[0]  # row 8 reuses row 7's runs
+    table = table_markdown(results, TINY, "cpu")
+    assert "| 8 | ensemble of 5 networks of row 7" in table and "99.67%" in table
+    assert plot_curves(results, tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_why_cnn_parameters_equal_closed_forms(tmp_path):
+    config = why_cnn.base("synthetic", epochs=1, train_size=60)
+    config.validation_size, config.test_size = 20, 40
+    results = why_cnn.run(tmp_path, config, why_cnn.variants())
+    first_layer = [r.first_layer_params for r in results]
+    assert first_layer == [784 * 30 + 30, 24 * 24 * (25 + 1) * 20, 520, 520]
+    totals = [r.results["params"] for r in results]
+    assert totals == [
+        23_550 + 30 * 10 + 10,
+        299_520 + 24 * 24 * 20 * 10 + 10,
+        520 + 24 * 24 * 20 * 10 + 10,
+        520 + 12 * 12 * 20 * 10 + 10,
+    ]
+    text = why_cnn.table_markdown(results)
+    assert "| shared weights |" in text and "23,550" in text
+    assert (tmp_path / "variant2" / "local_kernels_local1.png").exists()
+    assert (tmp_path / "variant3" / "kernels_conv1.png").exists()
+
+
+@pytest.mark.slow
+def test_scripts_write_their_tables(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    subprocess.run(
+        [sys.executable, "-m", "experiments.why_cnn", f"--workdir={tmp_path / 'why'}",
+         "--dataset=synthetic", "--epochs=1", "--train_size=50"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    assert "| + 2×2 max pooling |" in (tmp_path / "why" / "results.md").read_text()
+    assert (tmp_path / "why" / "bars.png").stat().st_size > 0
+    subprocess.run(
+        [sys.executable, "-m", "experiments.nielsen_ch6", f"--workdir={tmp_path / 'nielsen'}",
+         "--quick", "--dataset=synthetic", "--rows=1,2", "--epochs=1", "--train_size=50"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )
+    table = (tmp_path / "nielsen" / "results.md").read_text()
+    assert "| 2 | CP(20) → FC100 → softmax | 98.78% |" in table
+    assert (tmp_path / "nielsen" / "curves.png").exists()
