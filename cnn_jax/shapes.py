@@ -53,8 +53,9 @@ class AxisGeometry:
 
     @property
     def size_out(self) -> int:
+        """The formula's value (below 1 for an impossible layer, so that messages stay true)."""
         span = self.size_in + self.pad_lo + self.pad_hi - self.effective_kernel
-        return span // self.stride + 1 if span >= 0 else 0
+        return span // self.stride + 1
 
     def formula(self) -> str:
         """The size formula with this axis' numbers, e.g. `(28 + 2·0 − 1·(5−1) − 1)/1 + 1 = 24`."""

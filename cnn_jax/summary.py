@@ -123,9 +123,12 @@ def format_table(rows: list[ShapeRow], *, markdown: bool = False) -> str:
     body = [[_cell(row, attribute) for _, attribute in COLUMNS] for row in rows]
     total = ["total", "", "", "", "", "", "", "", "", "",
              f"{sum(r.params for r in rows):,}", f"{sum(r.macs for r in rows):,}", "", ""]
-    if markdown:
+    if markdown:  # a '|' inside a cell (the per-axis formula) must not start a new column
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in [*body, total]]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+            for cells in [*body, total]
+        ]
         return "\n".join(lines)
     widths = [max(len(cells[i]) for cells in [header, *body, total]) for i in range(len(header))]
     def line(cells: list[str]) -> str:

@@ -24,6 +24,8 @@ def pool2d(
     padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
 ) -> jax.Array:
     """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps)."""
+    if kind == "none":
+        return x
     dims = (1, *window, 1)
     strides = (1, *stride, 1)
     pads = ((0, 0), *padding, (0, 0))
