@@ -4,7 +4,8 @@ Kernels keep their input features on axis -2 and output features on axis -1; lea
 index positions (the locally connected layer's unshared kernels) are batch axes, not fans.
 
 `nielsen` reproduces the book's `network3.py`: weights ~ N(0, 1/n_out), biases ~ N(0, 1), where
-n_out is the number of units a weight feeds (for a conv-pool layer: maps·kh·kw / pool area). The
+n_out is the number of units a weight feeds (for a conv-pool layer: maps·kh·kw / pool area); its
+softmax output layer starts at zero (see `layers/dense.py`). The
 author later called n_out instead of n_in a mistake; the chapter's numbers were made with it.
 """
 

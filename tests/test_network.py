@@ -373,3 +373,11 @@ def test_apply_refuses_missing_layer_parameters():
     del params["dense1"]
     with pytest.raises(ShapeError, match=r"layer 'dense1': parameters \[\] do not match"):
         net.apply(params, images(1))
+
+
+def test_nielsen_softmax_layer_starts_at_zero():
+    net = Network.from_layers([Dense(30, "sigmoid"), Dense(10, "identity")], init_scheme="nielsen")
+    params = init(net)
+    np.testing.assert_array_equal(params["dense2"]["kernel"], np.zeros((30, 10)))
+    np.testing.assert_array_equal(params["dense2"]["bias"], np.zeros((10,)))
+    assert float(jnp.std(params["dense1"]["kernel"])) > 0

@@ -6,6 +6,7 @@ import dataclasses
 import math
 
 import jax
+import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
@@ -38,6 +39,9 @@ class Dense:
 
     def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
         n_in, units = math.prod(plan.input_shape), plan.output_shape[0]
+        if scheme == "nielsen" and self.activation == "identity":
+            # network3.py's softmax layer starts from zero weights and biases.
+            return {"kernel": jnp.zeros((n_in, units)), "bias": jnp.zeros((units,))}
         kernel_key, bias_key = jax.random.split(key)
         return {
             "kernel": init_kernel(scheme, kernel_key, (n_in, units), nielsen_fan_out=units),

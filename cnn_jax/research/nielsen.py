@@ -26,6 +26,7 @@ from cnn_jax.config import base_config, build_network
 from cnn_jax.train import train_and_evaluate
 from cnn_jax.train.checkpoints import Checkpointer
 from cnn_jax.train.inputs import load_for_config
+from cnn_jax.train.logs import read_status
 from cnn_jax.train.state import create_state
 
 
@@ -147,9 +148,13 @@ def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache) -> RowResult
         run_dir = run_dir / f"seed{seed}"
         results = train_and_evaluate(config, run_dir, dataset=dataset)
         runs.append(run_dir)
-        accuracies.append(results.get("test_accuracy_at_best_val"))
+        if results["status"] == "done":
+            accuracies.append(results.get("test_accuracy_at_best_val"))
+        else:
+            print(f"row {row.number}, seed {seed}: {results['status']} ({results.get('reason')})")
     if row.ensemble:
-        accuracies = [ensemble_accuracy(row, scale, runs, dataset)]
+        members = [run for run in runs if read_status(run) == "done"]
+        accuracies = [ensemble_accuracy(row, scale, members, dataset)] if members else []
     return RowResult(row, accuracies, time.perf_counter() - started,
                      row_config(row, scale, 0).num_epochs, runs, dataset.image_shape)
 
