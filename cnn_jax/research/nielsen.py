@@ -26,7 +26,7 @@ from cnn_jax.config import base_config, build_network
 from cnn_jax.train import train_and_evaluate
 from cnn_jax.train.checkpoints import Checkpointer
 from cnn_jax.train.inputs import load_for_config
-from cnn_jax.train.logs import read_status
+from cnn_jax.train.logs import read_jsonl, read_status
 from cnn_jax.train.state import create_state
 
 
@@ -137,8 +137,10 @@ class DataCache:
 
 
 def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache) -> RowResult:
-    """Trains the row's networks (one per seed; an ensemble row trains its members)."""
-    started = time.perf_counter()
+    """Trains the row's networks (one per seed; an ensemble row trains its members).
+
+    The row's time is the training time of its runs (plus the vote), also when resumed.
+    """
     seeds = range(scale.ensemble_size) if row.ensemble else range(scale.seeds)
     runs, accuracies = [], []
     dataset = data.get(row_config(row, scale, 0))
@@ -152,11 +154,21 @@ def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache) -> RowResult
             accuracies.append(results.get("test_accuracy_at_best_val"))
         else:
             print(f"row {row.number}, seed {seed}: {results['status']} ({results.get('reason')})")
+    voting_started = time.perf_counter()
     if row.ensemble:
         members = [run for run in runs if read_status(run) == "done"]
         accuracies = [ensemble_accuracy(row, scale, members, dataset)] if members else []
-    return RowResult(row, accuracies, time.perf_counter() - started,
-                     row_config(row, scale, 0).num_epochs, runs, dataset.image_shape)
+    seconds = sum(training_seconds(run) for run in runs)
+    if row.ensemble:
+        seconds += time.perf_counter() - voting_started
+    return RowResult(row, accuracies, seconds, row_config(row, scale, 0).num_epochs, runs,
+                     dataset.image_shape)
+
+
+def training_seconds(run_dir: Path) -> float:
+    """Wall time of a run's training epochs, from its metrics.jsonl (survives resumes)."""
+    return sum(r.get("epoch_time_s", 0.0) for r in read_jsonl(run_dir / "metrics.jsonl")
+               if r["kind"] == "epoch")
 
 
 def best_params(config: ml_collections.ConfigDict, run_dir: Path, image_shape: tuple) -> Any:
