@@ -2,7 +2,7 @@
 
 `run(main)` replaces `absl.app.run(main)`: a bad flag or config override (unknown key, wrong type),
 a `ConfigError`, a missing data set or an impossible shape prints `error: …` and exits with code
-2, with no traceback unless `--verbose` is given.
+2, with no traceback unless `--verbose` is given; a Ctrl-C outside training exits with 130.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from cnn_jax.shapes import ShapeError
 
 flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
 USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -46,7 +47,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except Exception as error:  # absl and ml_collections raise many kinds for bad flags
         if _verbose(argv):
             raise
-        text = str(error).strip().strip('"').strip("'")
+        text = str(error).strip()
+        if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1]  # KeyError wraps its message in quotes
         if isinstance(error, AttributeError | KeyError):
             text = f"unknown config key {text} (check the spelling against the config file)"
         fail(f"{text}\n(use --helpfull for the flags; --verbose for a traceback)")
@@ -65,6 +68,11 @@ def run(main: Callable[[list[str]], object]) -> None:
             if flags.FLAGS.verbose:
                 raise
             fail(str(error))
+        except KeyboardInterrupt:
+            if flags.FLAGS.verbose:
+                raise
+            print("interrupted", file=sys.stderr)
+            sys.exit(INTERRUPTED_EXIT_CODE)
         return None
 
     app.run(guarded, flags_parser=_parse_flags)

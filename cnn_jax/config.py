@@ -1,14 +1,16 @@
 """Experiment configs: the defaults every config starts from, and validation before any work.
 
 A config is an `ml_collections.ConfigDict` (see `configs/default.py`). `validate_config` checks
-every key, type and value, and the network's shapes, before any data is loaded or anything is
-compiled; a problem raises `ConfigError` naming the key, the value and what is allowed.
+every key, type and value, the sizes against the data set (where they are known before loading)
+and the network's shapes, before any data is loaded or anything is compiled; a problem raises
+`ConfigError` naming the key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ml_collections
@@ -17,7 +19,7 @@ from cnn_jax.activations import ACTIVATIONS
 from cnn_jax.initializers import KERNEL_SCHEMES
 from cnn_jax.layers import POOL_TYPES
 from cnn_jax.losses import LOSSES
-from cnn_jax.network import Network
+from cnn_jax.network import LAYER_TYPES, Network, layer_from_dict
 from cnn_jax.presets import PRESETS, preset
 from cnn_jax.shapes import ShapeError
 
@@ -28,6 +30,22 @@ DATASETS = (
     "mnist_5k", "idx", "fashion_mnist_debian", "mnist", "fashion_mnist", "kmnist", "cifar10",
     "synthetic",
 )
+IDX_DATASETS = ("idx", "fashion_mnist_debian")
+# What is known of a data set before loading it: (image shape, training examples, test examples,
+# classes). None where it depends on the files ('idx') or on the config ('synthetic' draws
+# train_size or 1,000 training and test_size or 200 test examples).
+DATASET_FACTS: dict[str, tuple[tuple[int, int, int] | None, int | None, int | None, int | None]] = {
+    "mnist_5k": ((28, 28, 1), 4000, 1000, 10),
+    "fashion_mnist_debian": ((28, 28, 1), 60000, 10000, 10),
+    "mnist": ((28, 28, 1), 60000, 10000, 10),
+    "fashion_mnist": ((28, 28, 1), 60000, 10000, 10),
+    "kmnist": ((28, 28, 1), 60000, 10000, 10),
+    "cifar10": ((32, 32, 3), 50000, 10000, 10),
+    "synthetic": ((28, 28, 1), None, None, 10),
+    "idx": (None, None, None, None),
+}
+SYNTHETIC_TRAIN_SIZE = 1000
+EXPANSION_FACTOR = 5  # config.expand: each training image plus its four one-pixel shifts
 # Keys that change how a run is watched, not what it computes: a workdir may be resumed with
 # other values for them.
 NON_SEMANTIC_KEYS = ("log_every_steps", "plots", "progress", "checkpoint_keep", "nan_check_every")
@@ -68,9 +86,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.num_epochs = 10
     config.eval_batch_size = 1000
 
-    config.strategy = "auto"  # 'step': jitted step per batch; 'scan': epoch fused in lax.scan
+    config.strategy = "auto"  # 'step': jitted step per batch; 'scan': steps fused in lax.scan
     config.log_every_steps = 100
-    config.nan_check_every = 50
+    config.nan_check_every = 50  # steps between NaN/inf checks of the loss and the parameters
     config.checkpoint_keep = 2
     config.checkpoint_every_steps = 0  # 0 → only at the end of every epoch (and on SIGTERM)
     config.plots = True
@@ -81,31 +99,79 @@ def base_config() -> ml_collections.ConfigDict:
 def with_defaults(
     config: Mapping[str, Any] | ml_collections.ConfigDict,
 ) -> ml_collections.ConfigDict:
-    """`config` on top of `base_config()`; unknown keys raise `ConfigError`."""
+    """`config` on top of `base_config()` (missing keys take their defaults).
+
+    Unknown keys and values of the wrong type raise `ConfigError`.
+    """
     merged = base_config()
     _merge(merged, config, "")
     return merged
 
 
-def _merge(into: ml_collections.ConfigDict, source: Mapping[str, Any], prefix: str) -> None:
-    for key, value in dict(source).items():
-        path = f"{prefix}{key}"
+def _merge(into: ml_collections.ConfigDict, source: Any, prefix: str) -> None:
+    if not isinstance(source, Mapping | ml_collections.ConfigDict):
+        raise ConfigError(prefix.rstrip(".") or "config", source, "a mapping of keys to values")
+    for key in source.keys():
+        value, path = source[key], f"{prefix}{key}"
         if key not in into:
             raise ConfigError(path, value, f"unknown key; known keys: {sorted(into.keys())}")
-        if isinstance(into[key], ml_collections.ConfigDict):
-            _merge(into[key], value, f"{path}.")
-        else:
-            with into.unlocked():
+        default = into[key]
+        if isinstance(default, ml_collections.ConfigDict):
+            _merge(default, value, f"{path}.")
+            continue
+        _check_value_type(path, value, default)
+        with into.unlocked():
+            try:
                 into[key] = value
+            except (TypeError, ValueError) as error:  # ConfigDict's own type safety
+                raise ConfigError(path, value, _type_name(default)) from error
+
+
+def _type_name(default: Any) -> str:
+    if isinstance(default, bool):
+        return "a bool (true or false)"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    if isinstance(default, str):
+        return "a string"
+    if isinstance(default, list | tuple):
+        return "a list of layer dicts"
+    return f"a value of type {type(default).__name__}"
+
+
+def _check_value_type(path: str, value: Any, default: Any) -> None:
+    """The type every key has in `base_config()`: bool, int, number (int or float), str, list."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list | tuple):
+        ok = isinstance(value, list | tuple)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(path, value, _type_name(default))
 
 
 def layer_dicts(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
     """The config's layers as plain dicts (from model.layers or the named preset)."""
     if config.model.layers:
-        return [dict(layer) for layer in config.model.layers]
+        return [_plain(layer) for layer in config.model.layers]
     if config.model.preset not in PRESETS:
         raise ConfigError("model.preset", config.model.preset, f"one of {sorted(PRESETS)}")
     return preset(config.model.preset)
+
+
+def _plain(layer: Any) -> Any:
+    if isinstance(layer, ml_collections.ConfigDict):
+        return layer.to_dict()
+    return dict(layer) if isinstance(layer, Mapping) else layer
 
 
 def build_network(config: ml_collections.ConfigDict) -> Network:
@@ -113,23 +179,16 @@ def build_network(config: ml_collections.ConfigDict) -> Network:
     return Network.from_layers(layer_dicts(config), init_scheme=config.model.init)
 
 
-def _check_type(config: ml_collections.ConfigDict, key: str, kind: type | tuple) -> Any:
-    value = config[key]
-    if isinstance(value, bool) and kind is not bool:
-        raise ConfigError(key, value, f"a {getattr(kind, '__name__', kind)}, not a bool")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(key, value, f"a value of type {names}")
-    return value
-
-
-def _check_choice(config: ml_collections.ConfigDict, key: str, choices: tuple) -> None:
+def _check_choice(config: ml_collections.ConfigDict, key: str, choices: Sequence[str]) -> None:
     if config[key] not in choices:
         raise ConfigError(key, config[key], f"one of {list(choices)}")
 
 
-def _check_range(config, key, kind, low, high=None, *, low_open=False, high_open=True) -> None:
-    value = _check_type(config, key, kind)
+def _check_range(config, key: str, low: float, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = True) -> None:
+    value = config[key]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, value, "a finite number")
     below = value <= low if low_open else value < low
     above = high is not None and (value >= high if high_open else value > high)
     if below or above:
@@ -138,60 +197,138 @@ def _check_range(config, key, kind, low, high=None, *, low_open=False, high_open
         raise ConfigError(key, value, f"a value in {left}{low}, {right}")
 
 
-def validate_config(config: ml_collections.ConfigDict, input_shape: tuple[int, ...] | None = None
-                    ) -> Network:
+def known_sizes(config: ml_collections.ConfigDict) -> tuple[int | None, int | None]:
+    """(training examples a run of `config` gets, test examples available), None if unknown
+    before loading."""
+    _, train_total, test_total, _ = DATASET_FACTS[config.dataset]
+    if config.dataset == "synthetic":
+        train = config.train_size or SYNTHETIC_TRAIN_SIZE
+    elif config.train_size:
+        train = config.train_size
+    elif train_total is not None:
+        train = train_total - config.validation_size
+    else:
+        train = None
+    if train is not None and config.expand:
+        train *= EXPANSION_FACTOR
+    return train, test_total
+
+
+def validate_config(
+    config: ml_collections.ConfigDict | Mapping[str, Any],
+    input_shape: tuple[int, ...] | None = None, *, dataset: Any = None,
+) -> Network:
     """Checks every key of a training config; returns its network. Raises `ConfigError`.
 
-    With `input_shape` (height, width, channels) the network's shapes are checked too.
+    Sizes (validation/train/test sizes, batch size) are checked against the data set: a loaded
+    `dataset` (a `cnn_jax.data.Dataset`) if given, else what is known of the named one before
+    loading (`DATASET_FACTS`). The network's shapes are checked for `input_shape` (height, width,
+    channels), else for the data set's image shape where known; its output must have one value
+    per class.
     """
-    with_defaults(config)  # unknown keys
-    for key in ("dataset", "optimizer", "schedule", "loss", "strategy"):
-        _check_type(config, key, str)
-    _check_choice(config, "dataset", DATASETS)
-    _check_choice(config, "optimizer", OPTIMIZERS)
-    _check_choice(config, "schedule", SCHEDULES)
-    _check_choice(config, "loss", LOSSES)
-    _check_choice(config, "strategy", STRATEGIES)
-    _check_type(config, "seed", int)
-    _check_range(config, "learning_rate", (int, float), 0, low_open=True)
-    _check_range(config, "momentum", (int, float), 0, 1)
-    _check_range(config, "l2", (int, float), 0)
+    config = with_defaults(config)  # unknown keys, wrong types
+    for key, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
+                         ("schedule", SCHEDULES), ("loss", LOSSES), ("strategy", STRATEGIES)):
+        _check_choice(config, key, choices)
+    _check_range(config, "learning_rate", 0, low_open=True)
+    _check_range(config, "momentum", 0, 1)
+    _check_range(config, "l2", 0)
     for key in ("batch_size", "num_epochs", "eval_batch_size", "log_every_steps",
                 "nan_check_every", "checkpoint_keep"):
-        _check_range(config, key, int, 1)
-    for key in ("validation_size", "train_size", "test_size", "checkpoint_every_steps"):
-        _check_range(config, key, int, 0)
+        _check_range(config, key, 1)
+    for key in ("seed", "validation_size", "train_size", "test_size", "checkpoint_every_steps"):
+        _check_range(config, key, 0)
     if config.dataset == "idx" and not config.idx_dir:
         raise ConfigError("idx_dir", config.idx_dir, "a folder of IDX files for dataset 'idx'")
-    _check_type(config.model, "init", str)
+    if config.idx_dir and config.dataset not in IDX_DATASETS:
+        raise ConfigError("idx_dir", config.idx_dir,
+                          f"'' unless dataset is one of {list(IDX_DATASETS)}")
+
+    shape, _, _, classes = DATASET_FACTS[config.dataset]
+    if dataset is not None:
+        shape, classes = dataset.image_shape, dataset.num_classes
+        train_count = len(dataset.train_labels)
+        if train_count == 0:
+            raise ConfigError("train_size", config.train_size,
+                              f"a size that leaves training examples ({dataset.describe()})")
+    else:
+        _check_sizes(config)
+        train_count, _ = known_sizes(config)
+    if train_count is not None and config.batch_size > train_count:
+        raise ConfigError("batch_size", config.batch_size,
+                          f"at most the number of training examples ({train_count})")
+    shape = tuple(input_shape) if input_shape is not None else shape
+    return _check_network(config, shape, classes)
+
+
+def _check_sizes(config: ml_collections.ConfigDict) -> None:
+    _, train_total, test_total, _ = DATASET_FACTS[config.dataset]
+    name = config.dataset
+    if train_total is not None:
+        if config.validation_size >= train_total:
+            raise ConfigError("validation_size", config.validation_size,
+                              f"less than the {train_total} training images of {name}")
+        left = train_total - config.validation_size
+        if config.train_size > left:
+            raise ConfigError("train_size", config.train_size,
+                              f"at most {left} ({name}'s {train_total} training images less "
+                              f"validation_size {config.validation_size}), or 0 for all")
+    if test_total is not None and config.test_size > test_total:
+        raise ConfigError("test_size", config.test_size,
+                          f"at most the {test_total} test images of {name}, or 0 for all")
+
+
+def _check_network(config: ml_collections.ConfigDict, shape: tuple[int, ...] | None,
+                   classes: int | None) -> Network:
     if config.model.init not in KERNEL_SCHEMES:
         raise ConfigError("model.init", config.model.init, f"one of {list(KERNEL_SCHEMES)}")
     layers = layer_dicts(config)
+    key = "model.layers" if config.model.layers else "model.preset"
+    value = _short(layers) if config.model.layers else config.model.preset
+    built = []
     for index, layer in enumerate(layers):
         _check_layer(index, layer)
+        try:
+            built.append(layer_from_dict(layer, index))
+        except ShapeError as error:
+            raise ConfigError(f"model.layers[{index}]", layer, str(error)) from None
+    network = Network(tuple(built), init_scheme=config.model.init)
+    if shape is None:
+        return network
     try:
-        network = build_network(config)
-        if input_shape is not None:
-            network.plan(input_shape)
+        output = network.output_shape(shape)
     except ShapeError as error:
-        raise ConfigError("model.layers", _short(layers), str(error)) from None
+        raise ConfigError(key, value, f"{error} (input {_shape(shape)})") from None
+    if classes is not None and tuple(output) != (classes,):
+        raise ConfigError(
+            key, value, f"a network that ends in {classes} outputs, one per class of "
+            f"{config.dataset}; this one ends in shape {_shape(output)}")
     return network
 
 
-def _check_layer(index: int, layer: Mapping[str, Any]) -> None:
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def _check_layer(index: int, layer: Any) -> None:
     key = f"model.layers[{index}]"
+    if not isinstance(layer, Mapping):
+        raise ConfigError(key, layer, "a dict such as {'type': 'conv', 'features': 20}")
+    if layer.get("type") not in LAYER_TYPES:
+        raise ConfigError(f"{key}.type", layer.get("type"), f"one of {sorted(LAYER_TYPES)}")
     if "activation" in layer and layer["activation"] not in ACTIVATIONS:
         raise ConfigError(f"{key}.activation", layer["activation"], f"one of {sorted(ACTIVATIONS)}")
-    if layer.get("type") == "pool" and layer.get("pool_type", "max") not in POOL_TYPES:
+    if layer["type"] == "pool" and layer.get("pool_type", "max") not in POOL_TYPES:
         raise ConfigError(f"{key}.pool_type", layer["pool_type"], f"one of {list(POOL_TYPES)}")
-    if layer.get("type") == "dropout":
+    if layer["type"] == "dropout":
         rate = layer.get("rate", 0.5)
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
             raise ConfigError(f"{key}.rate", rate, "a dropout rate in [0, 1)")
 
 
 def _short(layers: list[dict[str, Any]]) -> str:
-    return json.dumps(layers)[:200]
+    text = json.dumps(layers, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:

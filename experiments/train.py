@@ -3,8 +3,12 @@
     python -m experiments.train --config=configs/default.py --workdir=runs/default
     python -m experiments.train --config=configs/default.py --workdir=runs/x --config.num_epochs=2
 
+The workdir receives config.json, metrics.jsonl (shape table first, then train/epoch records),
+TensorBoard events (tensorboard/), checkpoints/, plots (*.png), status.json and results.json.
+
 Exit codes: 0 done, 1 diverged (NaN/inf; metrics and the last good checkpoint are kept),
-2 bad flags/config/data, 130 stopped by SIGINT/SIGTERM after saving a checkpoint.
+2 bad flags/config/data/workdir (one `error:` line; --verbose for a traceback),
+130 stopped by SIGINT/SIGTERM after saving a checkpoint (rerun the command to go on).
 """
 
 import sys
@@ -13,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnn_jax import cli
-from cnn_jax.train import WorkdirError, train_and_evaluate
+from cnn_jax.config import validate_config
 from cnn_jax.train.devices import enable_compilation_cache, initialize_distributed
 
 CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config file.")
@@ -21,11 +25,15 @@ WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Folder for checkpoints
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard a previous run in --workdir.")
 DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() first (multi-host runs).")
-EXIT_CODES = {"done": 0, "diverged": 1, "interrupted": 130}
+EXIT_CODES = {"done": 0, "diverged": 1, "interrupted": cli.INTERRUPTED_EXIT_CODE}
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments {argv[1:]}; options are flags such as --workdir=...")
+    validate_config(CONFIG.value)  # fails fast, before the training machinery is imported
+    from cnn_jax.train import WorkdirError, train_and_evaluate
+
     if DISTRIBUTED.value:
         initialize_distributed()
     enable_compilation_cache()
@@ -33,9 +41,6 @@ def main(argv: list[str]) -> None:
         results = train_and_evaluate(CONFIG.value, WORKDIR.value, overwrite=OVERWRITE.value)
     except WorkdirError as error:
         cli.fail(str(error))
-    if results["status"] == "diverged":
-        print(f"diverged: {results.get('reason')}; metrics and the last good checkpoint are kept",
-              file=sys.stderr)
     sys.exit(EXIT_CODES.get(results["status"], 1))
 
 

@@ -1,7 +1,9 @@
 """Orbax checkpoints of the whole training state: the last few and the best by validation accuracy.
 
 Orbax writes every checkpoint into a temporary folder and renames it when complete, so a killed
-process leaves either a whole checkpoint or none; a restore takes the latest whole one.
+process leaves either a whole checkpoint or none; a restore takes the latest whole one, and the
+temporary folders of a killed save are removed when the next run opens the folder. Saves are
+synchronous: when `save` returns, the checkpoint is on disk.
 """
 
 from __future__ import annotations
@@ -17,16 +19,22 @@ from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
 from cnn_jax.train.state import TrainState
 
+SCORE = "score"  # the metric that picks the best checkpoint (higher is better)
+
 
 class Checkpointer:
-    """Saves and restores `TrainState`s under workdir/checkpoints."""
+    """Saves and restores `TrainState`s under workdir/checkpoints.
+
+    Keeps the latest `keep` checkpoints and the one with the highest score (end-of-epoch
+    checkpoints carry the validation accuracy as their score; mid-epoch ones carry none).
+    """
 
     def __init__(self, workdir: str | os.PathLike, keep: int = 2):
         self.directory = Path(workdir).absolute() / "checkpoints"
         policy = policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
             policies.BestN(
-                get_metric_fn=lambda metrics: metrics["val_accuracy"], n=1,
+                get_metric_fn=lambda metrics: metrics[SCORE], n=1,
                 keep_checkpoints_without_metrics=False,
             ),
         ])
@@ -42,14 +50,20 @@ class Checkpointer:
     def best_step(self) -> int | None:
         return self._manager.best_step()
 
-    def save(self, state: TrainState, metrics: dict[str, Any] | None = None) -> None:
-        """Saves `state` at its step (replacing a checkpoint of the same step)."""
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, state: TrainState, score: float | None = None) -> bool:
+        """Saves `state` at its step, unless a checkpoint of that step exists; True if saved."""
         step = int(jax.device_get(state.step))
         if step in self._manager.all_steps():
-            return
+            return False
         tree = flax.serialization.to_state_dict(jax.device_get(state))
-        self._manager.save(step, args=ocp.args.StandardSave(tree), metrics=metrics)
+        metrics: dict[str, Any] | None = None if score is None else {SCORE: float(score)}
+        saved = self._manager.save(step, args=ocp.args.StandardSave(tree), metrics=metrics,
+                                   force=True)
         self._manager.wait_until_finished()
+        return bool(saved)
 
     def restore(self, template: TrainState, step: int | None = None) -> TrainState:
         """The state saved at `step` (default: the latest), shaped like `template`."""

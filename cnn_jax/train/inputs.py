@@ -24,22 +24,37 @@ class EvalSet:
 
 
 def load_for_config(config: ml_collections.ConfigDict):
-    """The `cnn_jax.data.Dataset` that `config` names (a clear error if it is not available)."""
-    from cnn_jax.data import load_dataset
+    """The `cnn_jax.data.Dataset` that `config` names.
+
+    Raises:
+      DatasetNotAvailableError: not on this machine (the message says how to get it).
+      DataError: corrupt files, or sizes the data set does not have (the message names the key).
+    """
+    from cnn_jax.data import DataError, load_dataset
 
     if config.dataset == "synthetic":
         return synthetic_dataset(config)
-    return load_dataset(
-        config.dataset, data_dir=config.data_dir or None, idx_dir=config.idx_dir or None,
-        validation_size=config.validation_size, train_size=config.train_size or None,
-        test_size=config.test_size or None, expand=config.expand, seed=config.seed,
-    )
+    try:
+        return load_dataset(
+            config.dataset, data_dir=config.data_dir or None, idx_dir=config.idx_dir or None,
+            validation_size=config.validation_size, train_size=config.train_size or None,
+            test_size=config.test_size or None, expand=config.expand, seed=config.seed,
+        )
+    except DataError:
+        raise
+    except ValueError as error:  # sizes out of range for a data set known only once loaded
+        raise DataError(f"{config.dataset}: {error}") from None
 
 
 def eval_set(images: np.ndarray, labels: np.ndarray, chunk_size: int, mesh: Mesh | None) -> EvalSet:
-    """Pads (images, labels) to a multiple of `chunk_size` and places them on the device(s)."""
+    """Pads (images, labels) to whole chunks and places them on the device(s).
+
+    The chunk is at most `chunk_size`, at most the split's size, and a multiple of the number of
+    devices of `mesh` (each device evaluates an equal slice of every chunk).
+    """
     size = len(labels)
-    chunk_size = max(1, min(chunk_size, size)) if size else chunk_size
+    devices = 1 if mesh is None else mesh.size
+    chunk_size = eval_chunk_size(chunk_size, max(size, 1), devices)
     chunks = -(-size // chunk_size) if size else 0
     padding = chunks * chunk_size - size
     images = np.concatenate([images, np.zeros((padding, *images.shape[1:]), images.dtype)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -10,8 +11,9 @@ from types import FrameType
 class StopRequests:
     """Context manager: while active, SIGINT and SIGTERM set `requested` instead of killing.
 
-    A second signal of the same kind falls through to the previous handler (e.g. a second Ctrl-C
-    raises KeyboardInterrupt at once). Outside the main thread it does nothing.
+    A second signal of the same kind falls through to the previous handler (a second Ctrl-C
+    raises KeyboardInterrupt at once, a second SIGTERM terminates the process); the checkpoints
+    and files already written stay whole. Outside the main thread it does nothing.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -25,7 +27,10 @@ class StopRequests:
         if self.requested:
             previous = self._previous.get(number)
             if callable(previous):
-                previous(number, frame)
+                previous(number, frame)  # e.g. a second Ctrl-C: KeyboardInterrupt
+            elif previous == signal.SIG_DFL:  # e.g. a second SIGTERM: terminate now
+                signal.signal(number, signal.SIG_DFL)
+                os.kill(os.getpid(), number)
             return
         self.requested = True
         self.signal_name = signal.Signals(number).name

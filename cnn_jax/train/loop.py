@@ -1,17 +1,45 @@
 """`train_and_evaluate(config, workdir)`: the one training function of the project.
 
-The script, the sweeps, the benchmarks and the tests all call it. It validates the config before
-loading data or compiling, resumes from the workdir's last checkpoint, evaluates on the validation
-and test sets every epoch (Nielsen's protocol: the test accuracy reported is the one at the epoch
-of best validation accuracy), stops cleanly on SIGTERM/SIGINT after saving, stops with status
-'diverged' on NaN/inf keeping its metrics and last good checkpoint, and writes metrics.jsonl,
-TensorBoard events, checkpoints, plots and a results.json summary.
+The script, the sweeps, the benchmarks and the tests all call it. It
+
+* validates the config before loading data or compiling (`ConfigError`);
+* refuses a workdir that holds another config or is in use by another run, and resumes from
+  the workdir's last checkpoint (a workdir whose run is done just returns its results);
+* evaluates on the validation and test sets every epoch; results.json follows Nielsen's
+  protocol: the test accuracy reported is the one at the epoch of best validation accuracy
+  (earliest on ties), next to the final one;
+* checks the loss, the parameters and the optimizer state for NaN/inf every
+  `config.nan_check_every` steps, at every epoch end and before every checkpoint: a diverged run
+  stops with status 'diverged', keeping its metrics and its last good checkpoint (a non-finite
+  state is never saved);
+* stops cleanly on SIGINT/SIGTERM after saving a checkpoint (status 'interrupted');
+* writes metrics.jsonl (the shape table first), TensorBoard events, checkpoints, plots,
+  status.json and results.json, each appended or replaced atomically.
+
+Reproducibility: the data order of an epoch is a pure function of (seed, epoch), dropout keys
+fold in the step, and the running sums of the current epoch live in the checkpointed state, so a
+run killed at any point and rerun with the same command ends with bitwise the same parameters
+and metrics (on CPU) as an uninterrupted one: the rerun restarts from the last checkpoint,
+recomputes the steps after it, and drops the log records of those steps first. Fused ('scan')
+chunks of steps are aligned to multiples of the chunk length within the epoch, so a resumed run
+runs the same programs on the same batches.
+
+Fault injection (for tests only): with the environment variable
+`CNN_JAX_FAULT_AFTER_STEPS=N`, the process sends itself `CNN_JAX_FAULT_SIGNAL` (default SIGKILL;
+SIGTERM or SIGINT to test the clean stop) right after step N has been computed and its log
+record and checkpoint (if any is due at N) have been written — a deterministic stand-in for a
+kill at an arbitrary point. It fires only in a process that runs step N, so the rerun of the
+same command goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import signal
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,26 +48,37 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from cnn_jax.config import ConfigError, validate_config
+from cnn_jax.config import ConfigError, validate_config, with_defaults
 from cnn_jax.summary import format_table, shape_table
 from cnn_jax.train import steps as compiled
 from cnn_jax.train.checkpoints import Checkpointer
 from cnn_jax.train.devices import describe_devices, device_count, make_mesh, replicate
-from cnn_jax.train.inputs import EvalSet, eval_chunk_size, eval_set, load_for_config
+from cnn_jax.train.inputs import EvalSet, eval_set, load_for_config
 from cnn_jax.train.interrupts import StopRequests
-from cnn_jax.train.logs import MetricsLog, atomic_write_json, write_status
+from cnn_jax.train.logs import (
+    TEMP_SUFFIX,
+    MetricsLog,
+    atomic_write_json,
+    read_json,
+    read_jsonl,
+    read_status,
+    write_status,
+)
 from cnn_jax.train.progress import Progress
 from cnn_jax.train.state import TrainState, create_state, reset_epoch_sums
-from cnn_jax.train.workdir import prepare_workdir
+from cnn_jax.train.workdir import WorkdirLock, prepare_workdir, workdir_failure
 
-KNOWN_INPUT_SHAPES = {
-    "mnist_5k": (28, 28, 1), "fashion_mnist_debian": (28, 28, 1), "mnist": (28, 28, 1),
-    "fashion_mnist": (28, 28, 1), "kmnist": (28, 28, 1), "cifar10": (32, 32, 3),
-}
+FAULT_AFTER_STEPS_ENV = "CNN_JAX_FAULT_AFTER_STEPS"
+FAULT_SIGNAL_ENV = "CNN_JAX_FAULT_SIGNAL"
+TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s")
 
 
 class Diverged(RuntimeError):
-    """NaN or infinity in the loss or the parameters."""
+    """NaN or infinity in the loss, the parameters or the optimizer state."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclasses.dataclass
@@ -73,45 +112,64 @@ def train_and_evaluate(
     """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns the results.
 
     Args:
+      config: a training config; missing keys take the defaults of `cnn_jax.config.base_config`.
+      overwrite: discard a previous run in `workdir` (else a workdir of another config is
+        refused).
       dataset: an already loaded `cnn_jax.data.Dataset` (else the config's data set is loaded).
     Returns:
-      results.json's content: status, test accuracy at the best validation epoch, final test
-      accuracy, best epoch, times, throughput, parameters and multiply-adds.
+      results.json's content: status ('done', 'diverged' or 'interrupted'), the test accuracy at
+      the best validation epoch, the final test accuracy, the best epoch, times, throughput,
+      parameters and multiply-adds.
+    Raises:
+      ConfigError: a bad config (before anything is loaded or written).
+      WorkdirError: the workdir holds another config, or cannot be written (e.g. disk full).
+      cnn_jax.data.DataError: the data set is missing or corrupt.
     """
     workdir = Path(workdir)
-    network = validate_config(config, KNOWN_INPUT_SHAPES.get(config.dataset))
-    prepare_workdir(workdir, config, overwrite=overwrite)
-    dataset = load_for_config(config) if dataset is None else dataset
-    network = validate_config(config, dataset.image_shape)
-    train_count = len(dataset.train_labels)
-    if config.batch_size > train_count:
-        raise ConfigError(
-            "batch_size", config.batch_size,
-            f"at most the number of training examples ({train_count})",
-        )
+    config = with_defaults(config)
+    validate_config(config, dataset=dataset)
+    with WorkdirLock(workdir):
+        prepare_workdir(workdir, config, overwrite=overwrite)
+        finished = _finished_results(workdir)
+        if finished is not None:
+            print(f"{workdir}: already done (results.json); pass --overwrite to train again")
+            return finished
+        with StopRequests() as stop:
+            return _run(config, workdir, dataset, stop)
+
+
+def _finished_results(workdir: Path) -> dict[str, Any] | None:
+    results = read_json(workdir / "results.json")
+    if read_status(workdir) == "done" and isinstance(results, dict) \
+            and results.get("status") == "done":
+        return results
+    return None
+
+
+def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
+         stop: StopRequests) -> dict[str, Any]:
+    if dataset is None:
+        dataset = load_for_config(config)
+    network = validate_config(config, dataset=dataset)
     mesh = make_mesh()
     devices = device_count(mesh)
     if config.batch_size % devices:
         raise ConfigError("batch_size", config.batch_size,
                           f"a multiple of the number of devices ({devices})")
-    steps_per_epoch = train_count // config.batch_size
+    steps_per_epoch = len(dataset.train_labels) // config.batch_size
     strategy = pick_strategy(config.strategy)
     chunk_steps = 1 if strategy == "step" else min(config.log_every_steps, steps_per_epoch)
-
     rows = shape_table(network, dataset.image_shape)
-    log = MetricsLog(workdir)
-    context = RunContext(
-        config=config, workdir=workdir, network=network, mesh=mesh,
-        train_images=None, train_labels=None, val=None, test=None,
-        steps_per_epoch=steps_per_epoch, chunk_steps=chunk_steps, log=log,
-    )
-    checkpointer = Checkpointer(workdir, keep=config.checkpoint_keep)
+
+    checkpointer = log = None
     try:
-        state = create_state(network, config, dataset.image_shape, steps_per_epoch)
+        checkpointer = Checkpointer(workdir, keep=config.checkpoint_keep)
         restored_step = checkpointer.latest_step()
+        log = MetricsLog(workdir, resume_step=restored_step)
+        state = create_state(network, config, dataset.image_shape, steps_per_epoch)
         if restored_step is not None:
             state = checkpointer.restore(state, restored_step)
-            history = [r for r in log.truncate_after(restored_step) if r["kind"] == "epoch"]
+            history = _epochs(log.truncate_after(restored_step))
             print(f"resuming {workdir} from step {restored_step}")
         else:
             log.truncate_after(-1)
@@ -120,29 +178,61 @@ def train_and_evaluate(
         print(f"{dataset.describe()}\n{format_table(rows)}")
         print(f"devices: {describe_devices()}; strategy: {strategy}; "
               f"{steps_per_epoch} steps/epoch of {config.batch_size}")
-        context.train_images, context.train_labels = replicate(
+        train_images, train_labels = replicate(
             (dataset.train_images, dataset.train_labels), mesh)
-        chunk = eval_chunk_size(config.eval_batch_size, max(len(dataset.test_labels), 1), devices)
-        context.val = eval_set(dataset.val_images, dataset.val_labels, chunk, mesh)
-        context.test = eval_set(dataset.test_images, dataset.test_labels, chunk, mesh)
+        context = RunContext(
+            config=config, workdir=workdir, network=network, mesh=mesh,
+            train_images=train_images, train_labels=train_labels,
+            val=eval_set(dataset.val_images, dataset.val_labels, config.eval_batch_size, mesh),
+            test=eval_set(dataset.test_images, dataset.test_labels, config.eval_batch_size, mesh),
+            steps_per_epoch=steps_per_epoch, chunk_steps=chunk_steps, log=log,
+        )
         state = replicate(state, mesh)
-        write_status(workdir, "running", step=int(state.step))
-        results = _train(context, state, checkpointer, history)
-    except Diverged as error:
-        results = _summary(context, _epoch_history(log), status="diverged", reason=str(error))
+        write_status(workdir, "running", step=int(jax.device_get(state.step)), pid=os.getpid())
+        try:
+            results = _train(context, state, checkpointer, history, stop)
+        except Diverged as error:
+            log.write("diverged", error.step, reason=str(error))
+            results = _summary(_epochs(read_jsonl(log.path)), status="diverged",
+                               reason=str(error), step=error.step)
+            print(f"diverged: {error}; metrics and the last good checkpoint are kept",
+                  file=sys.stderr)
+        results.update(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))
+        atomic_write_json(workdir / "results.json", results)
+        write_status(workdir, results["status"],
+                     **{k: results[k] for k in ("reason", "step") if k in results})
+        return results
+    except OSError as error:  # disk full, workdir removed or made read-only meanwhile
+        try:
+            write_status(workdir, "failed", reason=str(error))
+        except OSError:
+            pass
+        raise workdir_failure(workdir, error) from error
     finally:
-        checkpointer.close()
-        log.close()
-    results.update(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))
-    atomic_write_json(workdir / "results.json", results)
-    write_status(workdir, results["status"], **{k: results.get(k) for k in ("reason", "step")})
-    return results
+        for resource in (checkpointer, log):
+            if resource is not None:
+                try:
+                    resource.close()
+                except OSError:
+                    pass
 
 
-def _epoch_history(log: MetricsLog) -> list[dict[str, Any]]:
-    from cnn_jax.train.logs import read_jsonl
+def _epochs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("kind") == "epoch"]
 
-    return [r for r in read_jsonl(log.path) if r["kind"] == "epoch"]
+
+def _crossed(step: int, num_steps: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (step - num_steps, step]."""
+    return every > 0 and step // every > (step - num_steps) // every
+
+
+def _fault_injection() -> tuple[int, signal.Signals] | None:
+    """(step, signal) from CNN_JAX_FAULT_AFTER_STEPS / CNN_JAX_FAULT_SIGNAL, or None."""
+    text = os.environ.get(FAULT_AFTER_STEPS_ENV, "").strip()
+    if not text:
+        return None
+    name = os.environ.get(FAULT_SIGNAL_ENV, "SIGKILL").strip().upper()
+    return int(text), signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
 
 
 def _evaluate(context: RunContext, params, split: EvalSet) -> tuple[float, float]:
@@ -159,93 +249,113 @@ def _evaluate(context: RunContext, params, split: EvalSet) -> tuple[float, float
     return float(loss_sum) / split.size, float(hits) / split.size
 
 
+def _compile(context: RunContext, state: TrainState, order: jax.Array, sizes: set[int]):
+    """{num_steps: compiled program} for the chunk lengths a run needs; seconds spent."""
+    started = time.perf_counter()
+    programs = {}
+    for num_steps in sorted(sizes):
+        jitted = compiled.train_steps(
+            context.network, context.config.loss, context.config.optimizer,
+            context.config.schedule, context.config.batch_size, num_steps, context.mesh)
+        programs[num_steps] = jitted.lower(
+            state, context.train_images, context.train_labels, order, jnp.int32(0)).compile()
+    return programs, time.perf_counter() - started
+
+
 def _train(context: RunContext, state: TrainState, checkpointer: Checkpointer,
-           history: list[dict[str, Any]]) -> dict[str, Any]:
+           history: list[dict[str, Any]], stop: StopRequests) -> dict[str, Any]:
     config, log = context.config, context.log
-    spe, total_steps = context.steps_per_epoch, context.steps_per_epoch * config.num_epochs
+    spe, chunk = context.steps_per_epoch, context.chunk_steps
+    total_steps = spe * config.num_epochs
     step = int(jax.device_get(state.step))
     data_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     count = len(context.train_labels)
     order_fn = jax.jit(compiled.epoch_order, static_argnums=2)
-    compile_seconds = 0.0
-    programs: dict[int, Any] = {}
+    finite = jax.jit(lambda s: jnp.isfinite(s.epoch_sums["loss"])
+                     & compiled.all_finite((s.params, s.opt_state)))
+    fault = _fault_injection()
 
-    def program(num_steps: int, order):
-        nonlocal compile_seconds
-        if num_steps not in programs:
-            started = time.perf_counter()
-            jitted = compiled.train_steps(
-                context.network, config.loss, config.optimizer, config.schedule,
-                config.batch_size, num_steps, context.mesh)
-            programs[num_steps] = jitted.lower(
-                state, context.train_images, context.train_labels, order, jnp.int32(0)).compile()
-            compile_seconds += time.perf_counter() - started
-        return programs[num_steps]
+    def check_finite(state: TrainState, step: int) -> None:
+        if not bool(finite(state)):
+            raise Diverged(f"the training loss or the parameters became NaN or inf by step "
+                           f"{step} (learning rate {config.learning_rate})", step)
+
+    programs, compile_seconds = {}, 0.0
+    if step < total_steps:
+        sizes = {chunk} | ({spe % chunk} if spe % chunk else set())
+        programs, compile_seconds = _compile(context, state, order_fn(data_key, 0, count), sizes)
 
     progress = Progress(total_steps, step, enabled=config.progress)
-    train_seconds = 0.0
-    with StopRequests() as stop:
+    try:
         for epoch in range(step // spe, config.num_epochs):
             order = order_fn(data_key, epoch, count)
-            batch = step - epoch * spe
+            batch = first_batch = step - epoch * spe
             epoch_start = time.perf_counter()
             while batch < spe:
-                num_steps = min(context.chunk_steps, spe - batch)
-                run = program(num_steps, order)
-                started = time.perf_counter()
-                state = run(state, context.train_images, context.train_labels, order,
-                            jnp.int32(batch))
+                if stop.requested:
+                    return _interrupt(context, state, step, checkpointer, history, stop,
+                                      check_finite)
+                num_steps = min(chunk - batch % chunk, spe - batch)  # chunks aligned in epoch
+                state = programs[num_steps](state, context.train_images, context.train_labels,
+                                            order, jnp.int32(batch))
                 batch, step = batch + num_steps, step + num_steps
-                if step % config.nan_check_every < num_steps or batch == spe:
-                    _check_finite(state, step)
-                if step % config.log_every_steps < num_steps:
+                checked = _crossed(step, num_steps, config.nan_check_every) or batch == spe
+                if checked:
+                    check_finite(state, step)
+                if _crossed(step, num_steps, config.log_every_steps):
                     sums = jax.device_get(state.epoch_sums)
-                    record = log.write("train", step, epoch=epoch + 1,
-                                       loss=float(sums["loss"]) / max(int(sums["count"]), 1),
-                                       accuracy=float(sums["correct"]) / max(int(sums["count"]), 1))
-                    progress.update(step, loss=record["loss"], accuracy=record["accuracy"])
+                    seen = max(int(sums["count"]), 1)
+                    loss = float(sums["loss"]) / seen
+                    if not math.isfinite(loss):
+                        raise Diverged(f"the training loss became {loss} by step {step}", step)
+                    log.write("train", step, epoch=epoch + 1, loss=loss,
+                              accuracy=float(sums["correct"]) / seen)
+                    progress.update(step, loss=loss, accuracy=float(sums["correct"]) / seen)
                 else:
                     progress.update(step)
-                train_seconds += time.perf_counter() - started
-                if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 \
-                        and batch < spe:
+                if batch < spe and _crossed(step, num_steps, config.checkpoint_every_steps):
+                    if not checked:
+                        check_finite(state, step)
                     checkpointer.save(state)
-                if stop.requested:
+                if fault is not None and _crossed(step, num_steps, fault[0]) \
+                        and step - num_steps < fault[0]:
                     jax.block_until_ready(state)
-                    checkpointer.save(state)
-                    progress.close()
-                    print(f"stopped by {stop.signal_name} at step {step}; checkpoint saved")
-                    return _summary(context, history, status="interrupted", step=step)
-            jax.block_until_ready(state.params)
-            epoch_seconds = time.perf_counter() - epoch_start
-            record = _end_epoch(context, state, epoch, step, epoch_seconds)
+                    os.kill(os.getpid(), fault[1])
+            jax.block_until_ready(state)
+            seconds = time.perf_counter() - epoch_start
+            images = (spe - first_batch) * config.batch_size
+            record = _end_epoch(context, state, epoch, step, seconds, images)
             history.append(record)
             state = reset_epoch_sums(state)
-            checkpointer.save(state, metrics={"val_accuracy": _rank_value(record)})
-            progress.update(step, val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
-                            img_s=record["images_per_second"])
-    progress.close()
-    results = _summary(context, history, status="done", step=step)
-    results.update(compile_time_s=compile_seconds, train_time_s=train_seconds)
+            checkpointer.save(state, score=_selection_score(record))
+            progress.update(step, val_acc=record["val_accuracy"],
+                            test_acc=record["test_accuracy"], img_s=record["images_per_second"])
+    finally:
+        progress.close()
+    results = _summary(history, status="done", step=step)
+    results.update(compile_time_s=compile_seconds)
     _finish(context, state, history, results)
     return results
 
 
-def _rank_value(record: dict[str, Any]) -> float:
-    value = record["val_accuracy"]
-    return record["test_accuracy"] if value is None or math.isnan(value) else value
+def _interrupt(context: RunContext, state: TrainState, step: int, checkpointer: Checkpointer,
+               history: list[dict[str, Any]], stop: StopRequests, check_finite) -> dict[str, Any]:
+    jax.block_until_ready(state)
+    check_finite(state, step)
+    checkpointer.save(state)
+    print(f"\nstopped by {stop.signal_name} at step {step}; checkpoint saved; rerun the same "
+          f"command to go on", file=sys.stderr)
+    return _summary(history, status="interrupted", step=step)
 
 
-def _check_finite(state: TrainState, step: int) -> None:
-    loss_sum = float(jax.device_get(state.epoch_sums["loss"]))
-    if not math.isfinite(loss_sum):
-        raise Diverged(f"the training loss became {loss_sum} by step {step}")
+def _selection_score(record: dict[str, Any]) -> float:
+    """What picks the best checkpoint: validation accuracy, or the epoch without validation."""
+    value = record.get("val_accuracy")
+    return float(record["epoch"]) if value is None else float(value)
 
 
 def _end_epoch(context: RunContext, state: TrainState, epoch: int, step: int,
-               seconds: float) -> dict[str, Any]:
-    if not bool(compiled.all_finite(state.params)):
-        raise Diverged(f"the parameters hold NaN or inf after epoch {epoch + 1}")
+               seconds: float, images: int) -> dict[str, Any]:
     sums = jax.device_get(state.epoch_sums)
     count = max(int(sums["count"]), 1)
     val_loss, val_accuracy = _evaluate(context, state.params, context.val)
@@ -253,9 +363,9 @@ def _end_epoch(context: RunContext, state: TrainState, epoch: int, step: int,
     return context.log.write(
         "epoch", step, epoch=epoch + 1, train_loss=float(sums["loss"]) / count,
         train_accuracy=float(sums["correct"]) / count, val_loss=_none_if_nan(val_loss),
-        val_accuracy=_none_if_nan(val_accuracy), test_loss=test_loss,
-        test_accuracy=test_accuracy, epoch_time_s=seconds,
-        images_per_second=int(sums["count"]) / max(seconds, 1e-9),
+        val_accuracy=_none_if_nan(val_accuracy), test_loss=_none_if_nan(test_loss),
+        test_accuracy=_none_if_nan(test_accuracy), epoch_time_s=seconds,
+        images_per_second=images / max(seconds, 1e-9),
     )
 
 
@@ -263,18 +373,28 @@ def _none_if_nan(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _summary(context: RunContext, history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """Nielsen's protocol: test accuracy at the epoch of best validation accuracy."""
+def _summary(history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Nielsen's protocol: the test accuracy at the epoch of best validation accuracy (the
+    earliest on ties), next to the final test accuracy. Without a validation split no epoch is
+    chosen on test data: the final epoch is reported."""
     results: dict[str, Any] = {"epochs": len(history), **extra}
-    if history:
-        best = max(history, key=lambda r: (_rank_value(r), -r["epoch"]))
-        results.update(
-            best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
-            test_accuracy_at_best_val=best["test_accuracy"],
-            final_test_accuracy=history[-1]["test_accuracy"],
-            final_train_loss=history[-1]["train_loss"],
-            images_per_second=history[-1]["images_per_second"],
-        )
+    if not history:
+        return results
+    has_val = any(r.get("val_accuracy") is not None for r in history)
+    if has_val:
+        best = max(history, key=lambda r: (_selection_score(r), -r["epoch"]))
+        selection = "best validation accuracy"
+    else:
+        best, selection = history[-1], "final epoch (no validation split)"
+    final = history[-1]
+    results.update(
+        selection=selection, best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
+        test_accuracy_at_best_val=best["test_accuracy"],
+        final_test_accuracy=final["test_accuracy"], final_val_accuracy=final["val_accuracy"],
+        final_train_loss=final["train_loss"], final_train_accuracy=final["train_accuracy"],
+        images_per_second=final["images_per_second"],
+        train_time_s=sum(r["epoch_time_s"] for r in history),
+    )
     return results
 
 
@@ -282,19 +402,41 @@ def _finish(context: RunContext, state: TrainState, history: list[dict[str, Any]
             results: dict[str, Any]) -> None:
     config = context.config
     if config.plots:
-        from cnn_jax import plots
+        try:
+            results["plots"] = _plot(context, state, history)
+        except Exception as error:  # a figure must never cost a finished run its results
+            results["plots_error"] = f"{type(error).__name__}: {error}"
+            print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
+    test, final = results.get("test_accuracy_at_best_val"), results.get("final_test_accuracy")
+    print(
+        f"done: {results['epochs']} epochs, test accuracy {_fmt(test)} at epoch "
+        f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
+        f"train {results.get('train_time_s', 0.0):.1f} s, compile "
+        f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):.0f} img/s; "
+        f"workdir {context.workdir}"
+    )
 
-        params = jax.device_get(state.params)
-        plots.plot_network_kernels(context.network, params, context.workdir)
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _plot(context: RunContext, state: TrainState, history: list[dict[str, Any]]) -> list[str]:
+    """Kernels, feature maps and learning curves as PNGs in the workdir, each renamed into place
+    from a temp folder so that a kill never leaves a half-written image."""
+    from cnn_jax import plots
+
+    params = jax.device_get(state.params)
+    workdir = context.workdir
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".plots.", suffix=TEMP_SUFFIX) as temp:
+        temp = Path(temp)
+        plots.plot_network_kernels(context.network, params, temp)
         if context.test.size:
             image = jax.device_get(context.test.images[0])
             plots.plot_feature_maps_for(context.network, params, image,
-                                        context.workdir / "feature_maps.png")
-        plots.plot_learning_curves(history, context.workdir / "learning_curves.png")
-    test = results.get("test_accuracy_at_best_val")
-    print(
-        f"done: {results['epochs']} epochs, test accuracy {test:.4f} at best validation epoch "
-        f"{results.get('best_epoch')} (final {results.get('final_test_accuracy'):.4f}); "
-        f"train {results['train_time_s']:.1f} s, compile {results['compile_time_s']:.1f} s, "
-        f"{results.get('images_per_second', 0):.0f} img/s; workdir {context.workdir}"
-    )
+                                        temp / "feature_maps.png")
+        plots.plot_learning_curves(history, temp / "learning_curves.png")
+        names = sorted(path.name for path in temp.glob("*.png"))
+        for name in names:
+            os.replace(temp / name, workdir / name)
+    return names

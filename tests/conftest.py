@@ -1,0 +1,178 @@
+"""Shared fixtures and helpers of the training tests (test_train, test_faults, test_config).
+
+Training tests write nothing under ~: `train_env` (module scope) points CNN_JAX_DATA_DIR and
+CNN_JAX_COMPILATION_CACHE at folders shared by all test processes of the session (so the
+embedded data set is prepared once and the scripts reuse each other's compiled programs) and
+forces the CPU backend; `script_env()` gives subprocesses the same environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = REPO / "tests" / "configs" / "tiny.py"
+TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s", "time")
+_SHARED: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def shared_tmp(tmp_path_factory) -> Path:
+    """A folder shared by every worker of the session (pytest-xdist gives each its own tmp)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / "cnn_jax_shared"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def train_env(shared_tmp):
+    """os.environ for training in this process and in scripts; restored after the module."""
+    data_dir, cache_dir = shared_tmp / "tensorflow_datasets", shared_tmp / "jax_cache"
+    _SHARED.update(CNN_JAX_DATA_DIR=str(data_dir), CNN_JAX_COMPILATION_CACHE=str(cache_dir))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _SHARED.items():
+            patch.setenv(name, value)
+        patch.setenv("JAX_PLATFORMS", "cpu")
+        patch.delenv("CNN_JAX_FAULT_AFTER_STEPS", raising=False)
+        patch.delenv("CNN_JAX_FAULT_SIGNAL", raising=False)
+        from cnn_jax.train.devices import enable_compilation_cache
+
+        enable_compilation_cache(str(cache_dir))
+        yield dict(_SHARED)
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment of a script subprocess: CPU, shared data and compilation cache."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CNN_JAX_FAULT_AFTER_STEPS", "CNN_JAX_FAULT_SIGNAL", "XLA_FLAGS")}
+    env.update(_SHARED, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def run_script(*args: str, module: str = "experiments.train", timeout: float = 180,
+               **env: str) -> subprocess.CompletedProcess:
+    """`python -m experiments.train *args` in the repository; stdout/stderr captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, env=script_env(**env),
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def tiny_args(workdir: Path, *overrides: str) -> list[str]:
+    return [f"--config={TINY}", f"--workdir={workdir}", *overrides]
+
+
+def tiny_config(**overrides: Any):
+    """tests/configs/tiny.py's config with `overrides` (dotted keys as `model__init`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tiny_config", TINY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    for key, value in overrides.items():
+        *parents, last = key.split("__")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    return config
+
+
+def read_records(workdir: Path, kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """metrics.jsonl's records (of `kinds`), timing fields removed."""
+    lines = (Path(workdir) / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records
+            if kinds is None or r["kind"] in kinds]
+
+
+def without_timing(results: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in results.items() if k not in TIMING_KEYS}
+
+
+def checkpoint(workdir: Path, step: int | None = None) -> tuple[int, dict[str, Any]]:
+    """(step, state tree as numpy) of a run's checkpoint (default: the latest)."""
+    import orbax.checkpoint as ocp
+
+    manager = ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints")
+    try:
+        step = manager.latest_step() if step is None else step
+        tree = manager.restore(step, args=ocp.args.StandardRestore())
+    finally:
+        manager.close()
+    return step, tree
+
+
+def leaves(tree: Any) -> dict[str, np.ndarray]:
+    """{path: array} of a nested dict."""
+    out: dict[str, np.ndarray] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key in sorted(node):
+                walk(node[key], f"{prefix}/{key}")
+        else:
+            out[prefix] = np.asarray(node)
+
+    walk(tree, "")
+    return out
+
+
+def assert_trees_equal(a: Any, b: Any) -> None:
+    """Bitwise equality of two state trees."""
+    left, right = leaves(a), leaves(b)
+    assert left.keys() == right.keys()
+    for key in left:
+        assert left[key].dtype == right[key].dtype, key
+        assert np.array_equal(left[key], right[key]), f"{key} differs"
+
+
+def stale_files(workdir: Path) -> list[Path]:
+    """Temp files or folders left by interrupted writes (ours: .*.tmp; Orbax: *tmp*)."""
+    workdir = Path(workdir)
+    found = list(workdir.glob(".*.tmp"))
+    found += [p for p in (workdir / "checkpoints").glob("*") if "tmp" in p.name]
+    return found
+
+
+def read_tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} from the event files in `folder`, read as TensorBoard does: files in
+    name (time) order, and a SessionLog START at step s (a resumed run's `purge_step`) hides the
+    earlier events of steps >= s. A torn last record (from a kill) is ignored."""
+    import struct
+
+    from cnn_jax.train.logs import import_tensorboardx
+
+    import_tensorboardx()  # without torch
+    from tensorboardX.proto import event_pb2
+
+    scalars: dict[str, dict[int, float]] = {}
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        data, position = path.read_bytes(), 0
+        while position + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[position:position + 8])
+            start, end = position + 12, position + 12 + length
+            if end + 4 > len(data):
+                break
+            event = event_pb2.Event.FromString(data[start:end])
+            position = end + 4
+            if event.HasField("session_log") and \
+                    event.session_log.status == event_pb2.SessionLog.START:
+                for values in scalars.values():
+                    for step in [s for s in values if s >= event.step]:
+                        del values[step]
+            for value in event.summary.value:
+                scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+    return scalars
