@@ -1,0 +1,189 @@
+"""`run_sweep(sweep_config, workdir)`: plan every trial, then run the ones not finished yet.
+
+1. Expand the grid (`grid.py`) and compute every trial's per-layer size relations (`plan.py`):
+   into the sweep log and workdir/shapes.md; impossible trials are recorded as `invalid`.
+2. Write workdir/sweep.json (the manifest: dimensions, seeds, trials) and one folder per trial.
+3. Run the pending, running, interrupted and failed trials in grid order, in this process
+   (`executor='local'`) or as Ray tasks (`executor='ray'`), with a sweep-level progress bar;
+   results.csv/results.jsonl are rewritten after every trial, the report at the end.
+
+Rerunning the same command skips done, diverged and invalid trials and resumes the others from
+their checkpoints. The persistent JAX compilation cache lives in workdir/jax_cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+from tqdm.auto import tqdm
+
+from cnn_jax.sweep import results as tables
+from cnn_jax.sweep import trialdir
+from cnn_jax.sweep.grid import load_sweep
+from cnn_jax.sweep.log import SweepLog
+from cnn_jax.sweep.plan import TrialPlan, plan_all, write_shapes
+from cnn_jax.train.logs import atomic_write_json
+
+CONSOLE_TABLES = 12  # more configurations than this: the tables go to the log file only
+
+
+@dataclasses.dataclass
+class SweepOutcome:
+    statuses: dict[str, str]  # trial id → status after this invocation
+    ran: list[str]  # trials run by this invocation
+    interrupted: bool
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for status in self.statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+
+def cache_dir(workdir: Path, override: str | None = None) -> str:
+    return str(Path(override or workdir / "jax_cache").expanduser().resolve())
+
+
+def _manifest(sweep, plans: list[TrialPlan], sweep_config) -> dict[str, Any]:
+    return {
+        "name": sweep.name, "dimensions": [d.as_dict() for d in sweep.dimensions],
+        "seeds": list(sweep.seeds), "trials": [p.trial.record() for p in plans],
+        "input_shape": list(plans[0].input_shape) if plans else None,
+        "updated": time.time(),
+        "sweep_config": _jsonable(sweep_config),
+    }
+
+
+def _jsonable(config: ml_collections.ConfigDict) -> Any:
+    import json
+
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
+              executor: str = "local", ray_address: str | None = None,
+              max_trials: int | None = None, report: bool = True, echo: bool = True,
+              compilation_cache: str | None = None, **ray_options: Any) -> SweepOutcome:
+    """Plans and runs the sweep in `workdir` (see the module docstring); returns the statuses.
+
+    Args:
+      executor: 'local' (trials back to back in this process) or 'ray'.
+      ray_address: the Ray cluster ('auto', 'ray://host:10001'); None starts a local one.
+      max_trials: run at most this many trials now (the rest stay pending for a rerun).
+      compilation_cache: JAX's persistent compilation cache (default workdir/jax_cache); one
+        folder shared by several sweeps lets them reuse each other's programs.
+      ray_options: cpus_per_trial, gpus_per_trial, working_dir (see `ray_executor`).
+    """
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+    workdir = Path(workdir)
+    ray_session = None
+    if executor == "ray":  # before JAX does anything in this process
+        from cnn_jax.sweep import ray_executor
+
+        ray_session = ray_executor.connect(ray_address, ray_options.get("working_dir"))
+    try:
+        log = SweepLog(Path(workdir) / "sweep.log", echo=echo)
+        plans, statuses = _prepare(sweep_config, workdir, log, executor)
+        todo = [p for p in plans if statuses[p.trial.id] not in trialdir.FINISHED]
+        skipped = len(plans) - len(todo)
+        todo = todo if max_trials is None else todo[:max_trials]
+        log.write(f"{skipped} trials finished or invalid already; running {len(todo)}")
+        tables.write_results(workdir)
+        ran, interrupted = _execute(todo, workdir, statuses, log, ray_session, skipped,
+                                    cache_dir(workdir, compilation_cache), echo, ray_options)
+    finally:
+        if ray_session is not None:
+            ray_session.close()
+    if interrupted:
+        log.write("sweep interrupted; rerun the same command to resume")
+    tables.write_results(workdir)
+    if report:
+        from cnn_jax.sweep.report import build_report
+
+        log.write(f"report: {build_report(workdir)}")
+    outcome = SweepOutcome(statuses, ran, interrupted)
+    log.write(f"statuses: {outcome.counts()}")
+    return outcome
+
+
+def _prepare(sweep_config, workdir: Path, log: SweepLog, executor: str):
+    """Expands and plans the grid, logs the size tables, writes the manifest and trial folders."""
+    sweep = load_sweep(sweep_config)
+    trials = sweep.trials()
+    plans = plan_all(trials, sweep_config.get("input_shape", None))
+    for plan in plans:  # before anything in the workdir changes
+        trialdir.check_config(workdir, plan)
+    seeds = len(sweep.seeds)
+    log.write(f"sweep {sweep.name or workdir.name}: {len(trials)} trials "
+              f"({len(trials) // max(seeds, 1)} configurations × {seeds} "
+              f"seed{'s' if seeds != 1 else ''}) in {workdir}; executor {executor}")
+    text = write_shapes(plans, workdir / "shapes.md", sweep.name or workdir.name)
+    groups = len({p.trial.group for p in plans})
+    log.write(text, console=groups <= CONSOLE_TABLES)
+    if groups > CONSOLE_TABLES:
+        log.write(f"size tables of {groups} configurations: {workdir / 'shapes.md'}")
+    atomic_write_json(workdir / "sweep.json", _manifest(sweep, plans, sweep_config))
+    statuses = {p.trial.id: trialdir.prepare(workdir, p) for p in plans}
+    for plan in plans:
+        if not plan.valid:
+            log.write(f"{plan.trial.id}: invalid: {plan.reason}", console=False)
+    return plans, statuses
+
+
+def _execute(todo, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):
+    """Runs `todo` with the sweep's progress bar; returns (trials run, interrupted)."""
+    bar = tqdm(total=len(statuses), initial=skipped, desc="sweep", unit="trial", position=0,
+               dynamic_ncols=True, file=sys.stderr, disable=not echo)
+    ran: list[str] = []
+
+    def finished(outcome: dict[str, Any]) -> None:
+        statuses[outcome["id"]] = outcome["status"]
+        ran.append(outcome["id"])
+        result = outcome.get("results", {})
+        accuracy = result.get("test_accuracy_at_best_val")
+        detail = (f"test accuracy {accuracy:.4f}" if accuracy is not None
+                  else result.get("reason", ""))
+        if outcome.get("compiles") is not None:
+            detail += f" ({outcome['compiles']} programs compiled)"
+        log.write(f"{outcome['id']}: {outcome['status']} {detail}")
+        tables.write_results(workdir)
+        bar.update(1)
+        if accuracy is not None:
+            bar.set_postfix(last=outcome["id"], acc=f"{accuracy:.4f}", refresh=False)
+
+    try:
+        if ray_session is None:
+            interrupted = _run_local(todo, workdir, finished, cache)
+        else:
+            interrupted = ray_session.run(todo, workdir, finished, cache, **ray_options)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    return ran, interrupted
+
+
+def _run_local(todo: list[TrialPlan], workdir: Path, finished, cache: str) -> bool:
+    """Trials back to back in this process (sharing data and compiled programs). SIGINT or
+    SIGTERM stops the sweep: during a trial, the trial saves a checkpoint and ends
+    `interrupted`; between trials, before the next one starts."""
+    from cnn_jax.sweep.worker import run_trial
+    from cnn_jax.train.devices import enable_compilation_cache
+    from cnn_jax.train.interrupts import StopRequests
+
+    enable_compilation_cache(cache)
+    with StopRequests() as stop:
+        for plan in todo:
+            if stop.requested:
+                return True
+            outcome = run_trial(trialdir.trial_dir(workdir, plan.trial.id), plan.trial.config)
+            finished(outcome)
+            if outcome["status"] == "interrupted":
+                return True
+    return stop.requested

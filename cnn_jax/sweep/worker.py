@@ -1,0 +1,98 @@
+"""Runs one trial in this process: the same function for the local and the Ray executor.
+
+The data set is loaded once per process and reused by every trial with the same data keys (the
+fields `load_for_config` reads: dataset, data_dir, idx_dir, validation_size, train_size,
+test_size, expand, seed). The compiled training step is cached on its static description
+(`cnn_jax.train.steps`), so trials that differ only in learning rate, λ or seed compile nothing;
+`CompileCounter` records how many programs each trial compiled, in trial.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import traceback
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from cnn_jax.config import ConfigError
+from cnn_jax.data import DataError
+from cnn_jax.sweep import trialdir
+from cnn_jax.sweep.compiles import CompileCounter
+from cnn_jax.sweep.plan import invalid_reason
+from cnn_jax.train.logs import read_json, write_status
+
+DATA_KEYS = ("dataset", "data_dir", "idx_dir", "validation_size", "train_size", "test_size",
+             "expand", "seed")
+_DATASETS: collections.OrderedDict = collections.OrderedDict()
+_KEEP = 2
+LOADS = collections.Counter()  # data key → loads in this process (for tests and the log)
+
+
+def data_key(config: ml_collections.ConfigDict) -> tuple:
+    return tuple(config[key] for key in DATA_KEYS)
+
+
+def dataset_for(config: ml_collections.ConfigDict):
+    """The config's data set, loaded at most once per process while in use (keeps the last 2)."""
+    from cnn_jax.train.inputs import load_for_config
+
+    key = data_key(config)
+    if key not in _DATASETS:
+        _DATASETS[key] = load_for_config(config)
+        LOADS[key] += 1
+        while len(_DATASETS) > _KEEP:
+            _DATASETS.popitem(last=False)
+    _DATASETS.move_to_end(key)
+    return _DATASETS[key]
+
+
+def run_trial(directory: str | Path, config: ml_collections.ConfigDict, *, executor: str = "local"
+              ) -> dict[str, Any]:
+    """Trains (or resumes) the trial in `directory`; returns {id, status, results, compiles}.
+
+    Training output goes to directory/train.log. A `ConfigError` found only when the data is
+    there (e.g. batch size above the training set) makes the trial `invalid`; a missing or
+    corrupt data set (`DataError`) marks it `failed` and stops the sweep; any other error makes
+    it `failed` with the reason (and the traceback in train.log); a rerun retries it.
+    """
+    from cnn_jax.train import train_and_evaluate
+
+    directory = Path(directory)
+    trialdir.start_run(directory, executor)
+    results: dict[str, Any] = {}
+    with CompileCounter() as count, (directory / "train.log").open("a") as log:
+        try:
+            with contextlib.redirect_stdout(log):
+                results = train_and_evaluate(config, directory, dataset=dataset_for(config))
+            status = results["status"]
+        except ConfigError as error:
+            reason = invalid_reason(error)
+            status, results = "invalid", {"status": "invalid", "reason": reason}
+            write_status(directory, "invalid", reason=reason)
+        except DataError as error:  # the data set is missing: every trial would fail
+            write_status(directory, "failed", reason=f"{type(error).__name__}: {error}")
+            raise
+        except Exception as error:  # noqa: BLE001 - one bad trial must not stop the sweep
+            log.write(traceback.format_exc())
+            reason = f"{type(error).__name__}: {error}"
+            status, results = "failed", {"status": "failed", "reason": reason}
+            write_status(directory, "failed", reason=reason)
+    trialdir.end_run(directory, status, compiles=count.compiles, cache_loads=count.cache_loads,
+                     compile_seconds=count.seconds)
+    info = read_json(directory / "trial.json", {})
+    return {"id": info.get("id", directory.name), "status": status, "results": _plain(results),
+            "compiles": count.compiles, "cache_loads": count.cache_loads}
+
+
+def _plain(results: dict[str, Any]) -> dict[str, Any]:
+    """JSON-safe copy (NaN → None), as sent back from a Ray worker."""
+    out = {}
+    for key, value in results.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+    return out

@@ -1,0 +1,56 @@
+"""Runs a hyper-parameter sweep; rerunning the same command resumes it.
+
+    python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter
+    python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter \
+        --max_trials=4                    # run 4 trials now, the rest on the next run
+    python -m experiments.sweep --config=configs/sweeps/full_product.py \
+        --workdir=/shared/sweeps/full --executor=ray --ray_address=auto --gpus_per_trial=0.25
+
+Every trial's size relations go to the log and workdir/shapes.md before anything trains;
+impossible trials are recorded as invalid. Results: workdir/results.csv, results.jsonl,
+summary.csv, report.md (see cnn_jax/sweep). Exit codes: 0 finished (invalid, diverged or failed
+trials included), 2 bad flags or sweep config, 130 interrupted (rerun to resume).
+"""
+
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from cnn_jax import cli
+
+CONFIG = config_flags.DEFINE_config_file("config", None, "Sweep config file (configs/sweeps/).")
+WORKDIR = flags.DEFINE_string("workdir", None, "Folder of the sweep (one subfolder per trial).")
+EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where trials run.")
+RAY_ADDRESS = flags.DEFINE_string(
+    "ray_address", None, "Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray instance.")
+MAX_TRIALS = flags.DEFINE_integer("max_trials", None, "Run at most this many trials now.")
+CPUS = flags.DEFINE_float("cpus_per_trial", 1, "Ray: CPUs reserved by each trial.")
+GPUS = flags.DEFINE_float("gpus_per_trial", 0, "Ray: GPUs per trial (0.25: four per GPU).")
+WORKING_DIR = flags.DEFINE_string(
+    "ray_working_dir", None, "Ray: ship this folder's code to the workers (runtime_env).")
+CACHE = flags.DEFINE_string(
+    "compilation_cache", None, "JAX persistent compilation cache (default: workdir/jax_cache).")
+REPORT = flags.DEFINE_bool("report", True, "Build report.md and the plots at the end.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from cnn_jax.sweep import SweepError, run_sweep
+
+    options = {}
+    if EXECUTOR.value == "ray":
+        options = {"cpus_per_trial": CPUS.value, "gpus_per_trial": GPUS.value,
+                   "working_dir": WORKING_DIR.value}
+    try:
+        outcome = run_sweep(CONFIG.value, WORKDIR.value, executor=EXECUTOR.value,
+                            ray_address=RAY_ADDRESS.value, max_trials=MAX_TRIALS.value,
+                            report=REPORT.value, compilation_cache=CACHE.value, **options)
+    except SweepError as error:
+        cli.fail(str(error))
+    sys.exit(130 if outcome.interrupted else 0)
+
+
+if __name__ == "__main__":
+    cli.run(main)
