@@ -262,6 +262,16 @@ def _compile(context: RunContext, state: TrainState, order: jax.Array, sizes: se
     return programs, time.perf_counter() - started
 
 
+_epoch_order = jax.jit(compiled.epoch_order, static_argnums=2)
+
+
+@jax.jit
+def _state_is_finite(state: TrainState) -> jax.Array:
+    """No NaN/inf in the epoch's loss sum, the parameters or the optimizer state."""
+    return jnp.isfinite(state.epoch_sums["loss"]) & compiled.all_finite(
+        (state.params, state.opt_state))
+
+
 def _train(context: RunContext, state: TrainState, checkpointer: Checkpointer,
            history: list[dict[str, Any]], stop: StopRequests) -> dict[str, Any]:
     config, log = context.config, context.log
@@ -270,9 +280,8 @@ def _train(context: RunContext, state: TrainState, checkpointer: Checkpointer,
     step = int(jax.device_get(state.step))
     data_key = jax.random.fold_in(jax.random.key(config.seed), 1)
     count = len(context.train_labels)
-    order_fn = jax.jit(compiled.epoch_order, static_argnums=2)
-    finite = jax.jit(lambda s: jnp.isfinite(s.epoch_sums["loss"])
-                     & compiled.all_finite((s.params, s.opt_state)))
+    order_fn = _epoch_order
+    finite = _state_is_finite
     fault = _fault_injection()
 
     def check_finite(state: TrainState, step: int) -> None:

@@ -6,6 +6,7 @@ arrays in the state (`hyper`, `rng`), not constants baked into the compiled prog
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
@@ -58,13 +59,19 @@ def l2_strength(config: ml_collections.ConfigDict, steps_per_epoch: int) -> floa
     return float(config.l2) / max(steps_per_epoch, 1)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def init_params(network: Network, key: jax.Array, input_shape: tuple[int, int, int]) -> Params:
+    """`network.init` as one compiled program (op by op, every new shape compiles its own)."""
+    return network.init(key, input_shape)
+
+
 def create_state(
     network: Network, config: ml_collections.ConfigDict, input_shape: tuple[int, int, int],
     steps_per_epoch: int,
 ) -> TrainState:
     """Initial state for `config` (parameters drawn from `config.seed`)."""
     init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
-    params = network.init(init_key, input_shape)
+    params = init_params(network, init_key, tuple(input_shape))
     optimizer = make_optimizer(config.optimizer)
     opt_state = optimizer.init(params)
     if config.optimizer == "momentum":
