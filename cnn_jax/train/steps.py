@@ -5,21 +5,127 @@ a step transfers no data from the host. `train_steps(...)` runs `num_steps` cons
 one jitted step per call (fastest on CPU) or several fused by `lax.scan` (fastest on GPU/TPU).
 The builders are cached on their static description, so trials that differ only in values
 (learning rate, λ, seed) reuse one compiled program.
+
+Formulation (same function, other XLA programs; see BENCHMARKS.md for the measurements). The
+network is computed layer by layer as `Network.apply` does, except that on XLA:CPU
+  * pool_impl='reshape': non-overlapping max/avg pooling (window = stride, no padding) is a
+    reshape + max/mean, whose gradient is a cheap compare-and-select instead of XLA's
+    `select_and_scatter`, the slowest op of the step on CPU (≈ 2× less CPU time per image at
+    batch 128). Ties in a window share the gradient instead of giving it to the first maximum
+    (only all-equal windows, e.g. all-zero after ReLU, where the upstream gradient is 0 anyway).
+  * conv_impl='im2col': convolution as an explicit im2col (kh·kw strided slices concatenated on
+    the channel axis) and one matrix product; its gradients are a matrix product and pads. Faster
+    on CPU at small batches (≤ 32), slower at large ones, so 'auto' uses it only there.
+'auto' (the default) picks these on CPU and `Network.apply` ('xla' for both) elsewhere; the
+environment variables CNN_JAX_CONV_IMPL and CNN_JAX_POOL_IMPL ('xla'|'im2col', 'xla'|'reshape')
+override 'auto', and the keyword arguments override both.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from cnn_jax.activations import get_activation
+from cnn_jax.layers import Conv, Pool
 from cnn_jax.losses import correct, get_loss, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.train.devices import shard_batch
 from cnn_jax.train.state import TrainState, learning_rate_at, make_optimizer
+
+CONV_IMPLS = ("auto", "xla", "im2col")
+POOL_IMPLS = ("auto", "xla", "reshape")
+IM2COL_MAX_BATCH = 32  # 'auto' uses im2col convolutions on CPU up to this (per-device) batch
+
+
+def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
+                  backend: str | None = None) -> tuple[str, str]:
+    """The concrete (conv_impl, pool_impl) for 'auto' on `backend` (default: JAX's backend)."""
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv_impl {conv_impl!r}; choose one of {list(CONV_IMPLS)}")
+    if pool_impl not in POOL_IMPLS:
+        raise ValueError(f"unknown pool_impl {pool_impl!r}; choose one of {list(POOL_IMPLS)}")
+    cpu = (backend or jax.default_backend()) == "cpu"
+    if conv_impl == "auto":
+        conv_impl = os.environ.get("CNN_JAX_CONV_IMPL") or (
+            "im2col" if cpu and batch_size <= IM2COL_MAX_BATCH else "xla")
+    if pool_impl == "auto":
+        pool_impl = os.environ.get("CNN_JAX_POOL_IMPL") or ("reshape" if cpu else "xla")
+    if conv_impl not in CONV_IMPLS[1:] or pool_impl not in POOL_IMPLS[1:]:
+        raise ValueError(f"bad implementation from the environment: {conv_impl!r}, {pool_impl!r}")
+    return conv_impl, pool_impl
+
+
+def conv_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, geometry) -> jax.Array:
+    """`cnn_jax.layers.conv2d` as im2col + one matrix product (any stride, padding, dilation)."""
+    rows, cols = geometry
+    kh, kw, channels, maps = kernel.shape
+    x = jnp.pad(x, ((0, 0), (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi), (0, 0)))
+    out_h, out_w = rows.size_out, cols.size_out
+    batch, height = x.shape[0], x.shape[1]
+    # two passes of shifted strided slices: kw along the width, then kh along the height, so
+    # that the feature order is (i, j, c), the order of the HWIO kernel reshaped to (kh·kw·c, maps)
+    width_span = (out_w - 1) * cols.stride + 1
+    x = _concat([
+        jax.lax.slice(x, (0, 0, j * cols.dilation, 0),
+                      (batch, height, j * cols.dilation + width_span, channels),
+                      (1, 1, cols.stride, 1))
+        for j in range(kw)
+    ])
+    height_span = (out_h - 1) * rows.stride + 1
+    columns = _concat([
+        jax.lax.slice(x, (0, i * rows.dilation, 0, 0),
+                      (batch, i * rows.dilation + height_span, out_w, kw * channels),
+                      (1, rows.stride, 1, 1))
+        for i in range(kh)
+    ])
+    return columns @ kernel.reshape(kh * kw * channels, maps) + bias
+
+
+def _concat(parts: list[jax.Array]) -> jax.Array:
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+def _reshape_poolable(layer: Pool, plan) -> bool:
+    if layer.pool_type not in ("max", "avg") or plan.geometry is None:
+        return False
+    return all(g.kernel == g.stride and g.pad_lo == g.pad_hi == 0 and g.dilation == 1
+               for g in plan.geometry)
+
+
+def pool_reshape(x: jax.Array, kind: str, geometry) -> jax.Array:
+    """Non-overlapping max/avg pooling as reshape + reduction (same values as `pool2d`)."""
+    rows, cols = geometry
+    out_h, out_w = rows.size_out, cols.size_out
+    x = x[:, :out_h * rows.kernel, :out_w * cols.kernel, :]
+    x = x.reshape(x.shape[0], out_h, rows.kernel, out_w, cols.kernel, x.shape[-1])
+    return x.max(axis=(2, 4)) if kind == "max" else x.mean(axis=(2, 4))
+
+
+def forward(network: Network, params, x: jax.Array, *, train: bool = False,
+            key: jax.Array | None = None, conv_impl: str = "xla",
+            pool_impl: str = "xla") -> jax.Array:
+    """`network.apply(params, x, train=, key=)` with the given conv/pool formulations (concrete:
+    'xla'|'im2col', 'xla'|'reshape'); layers without a faster form use their own `apply`."""
+    if conv_impl == "xla" and pool_impl == "xla":
+        return network.apply(params, x, train=train, key=key)
+    plans = network.plan(x.shape[1:])
+    for i, (layer, plan) in enumerate(zip(network.layers, plans, strict=True)):
+        layer_params = params.get(plan.name, {})
+        if conv_impl == "im2col" and isinstance(layer, Conv):
+            z = conv_im2col(x, layer_params["kernel"], layer_params["bias"], plan.geometry)
+            x = get_activation(layer.activation, plan.name)(z)
+        elif pool_impl == "reshape" and isinstance(layer, Pool) and _reshape_poolable(layer, plan):
+            x = pool_reshape(x, layer.pool_type, plan.geometry)
+        else:
+            layer_key = None if key is None else jax.random.fold_in(key, i)
+            x = layer.apply(layer_params, x, plan, train=train, key=layer_key)
+    return x
 
 
 def epoch_order(data_key: jax.Array, epoch: int | jax.Array, num_examples: int) -> jax.Array:
@@ -30,14 +136,19 @@ def epoch_order(data_key: jax.Array, epoch: int | jax.Array, num_examples: int) 
 @functools.lru_cache(maxsize=64)
 def train_steps(
     network: Network, loss: str, optimizer: str, schedule: str, batch_size: int, num_steps: int,
-    mesh: Mesh | None = None,
+    mesh: Mesh | None = None, *, conv_impl: str = "auto", pool_impl: str = "auto",
+    unroll: int = 1,
 ):
     """jit(run)(state, images, labels, order, first_batch) -> state after `num_steps` steps.
 
     images (N, H, W, C) and labels (N,) stay on the device; batch b uses the examples
-    order[b·batch_size : (b+1)·batch_size]. The state argument is donated.
+    order[b·batch_size : (b+1)·batch_size]. The state argument is donated. conv_impl/pool_impl:
+    see the module docstring; unroll: `lax.scan`'s unroll when num_steps > 1.
     """
     loss_fn = get_loss(loss)
+    per_device = batch_size // (1 if mesh is None else mesh.size)
+    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, per_device)
+    apply = functools.partial(forward, network, conv_impl=conv_impl, pool_impl=pool_impl)
     tx = make_optimizer(optimizer)
 
     def one_step(state: TrainState, images, labels, order, batch_index) -> TrainState:
@@ -47,7 +158,7 @@ def train_steps(
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
         def objective(params):
-            logits = network.apply(params, x, train=True, key=dropout_key)
+            logits = apply(params, x, train=True, key=dropout_key)
             data_loss = loss_fn(logits, y)
             return data_loss + l2_penalty(params, state.hyper["l2"]), (data_loss, logits)
 
@@ -77,26 +188,29 @@ def train_steps(
         def body(carry, offset):
             return one_step(carry, images, labels, order, first_batch + offset), None
 
-        state, _ = jax.lax.scan(body, state, jnp.arange(num_steps))
+        state, _ = jax.lax.scan(body, state, jnp.arange(num_steps), unroll=unroll)
         return state
 
     return jax.jit(run, donate_argnums=(0,))
 
 
 @functools.lru_cache(maxsize=64)
-def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None = None):
+def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None = None, *,
+               conv_impl: str = "auto", pool_impl: str = "auto"):
     """jit(run)(params, images, labels, weights, chunk) -> (Σ weight·loss, Σ weight·correct).
 
     Evaluates examples [chunk·chunk_size, (chunk+1)·chunk_size); padding has weight 0.
     """
     loss_fn = get_loss(loss)
+    per_device = chunk_size // (1 if mesh is None else mesh.size)
+    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, per_device)
 
     def run(params, images, labels, weights, chunk):
         start = chunk * chunk_size
         x = shard_batch(jax.lax.dynamic_slice_in_dim(images, start, chunk_size), mesh)
         y = jax.lax.dynamic_slice_in_dim(labels, start, chunk_size)
         w = jax.lax.dynamic_slice_in_dim(weights, start, chunk_size)
-        logits = network.apply(params, x)
+        logits = forward(network, params, x, conv_impl=conv_impl, pool_impl=pool_impl)
         losses = jax.vmap(lambda z, t: loss_fn(z[None], t[None]))(logits, y)
         hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
         return jnp.sum(w * losses), jnp.sum(w * hits)

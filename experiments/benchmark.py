@@ -1,0 +1,69 @@
+"""Training/evaluation throughput, compile time and memory of the project against PyTorch.
+
+    python -m experiments.benchmark [--device=cpu|gpu] [--out=BENCHMARKS.md]
+        [--batch_sizes=10,128,1024] [--steps=N] [--repeats=R] [--quick]
+
+PyTorch is optional (requirements-bench.txt); without it only the JAX side runs. The logic lives
+in `cnn_jax.bench`; the table is printed and written between markers into --out.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+_DEVICE = flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "where to run")
+_OUT = flags.DEFINE_string("out", "", "Markdown file to write the table into ('' → print only)")
+_BATCHES = flags.DEFINE_list("batch_sizes", ["10", "128", "1024"], "batch sizes")
+_NETWORKS = flags.DEFINE_list("networks", ["course_3maps", "nielsen_cp2_fc100_relu"], "presets")
+_STEPS = flags.DEFINE_integer("steps", 0, "training steps per repetition (0 → ~2,000 images)")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "alternated repetitions per participant")
+_QUICK = flags.DEFINE_bool("quick", False, "3 repetitions, ~500 images each, no baseline")
+_BASELINE = flags.DEFINE_bool("baseline", True, "also time the layers' own formulation")
+_VMAP = flags.DEFINE_integer("vmap_models", 0, "models in the vmap measurement (gpu; 0 → 64)")
+_CACHE = flags.DEFINE_bool("compile_cache", True, "measure cold/warm persistent-cache compile")
+
+BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
+
+
+def write_section(path: str, text: str) -> None:
+    """Replaces the text between the markers in `path` (appends it when they are absent)."""
+    old = open(path).read() if os.path.exists(path) else ""
+    block = f"{BEGIN}\n{text}{END}\n"
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        new = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        new = old + ("\n" if old and not old.endswith("\n") else "") + block
+    with open(path, "w") as out:
+        out.write(new)
+
+
+def main(argv):
+    del argv
+    if _DEVICE.value == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from cnn_jax.bench import BenchSettings, run_benchmark
+    from cnn_jax.bench.report import markdown
+
+    quick = _QUICK.value
+    settings = BenchSettings(
+        device=_DEVICE.value, networks=tuple(_NETWORKS.value),
+        batch_sizes=tuple(int(b) for b in _BATCHES.value),
+        steps=_STEPS.value or 0,
+        repeats=3 if quick and _REPEATS.value == 5 else _REPEATS.value,
+        baseline=_BASELINE.value and not quick, compile_cache=_CACHE.value,
+        vmap_models=(_VMAP.value or 64) if _DEVICE.value == "gpu" else _VMAP.value,
+    )
+    if quick:
+        settings.images, settings.eval_size = 500, 1000
+    report = run_benchmark(settings)
+    text = markdown(report)
+    print(text)
+    if _OUT.value:
+        write_section(_OUT.value, text)
+
+
+if __name__ == "__main__":
+    app.run(main)

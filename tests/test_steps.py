@@ -1,0 +1,200 @@
+"""The compiled steps against direct computations: the conv/pool formulations equal the layers',
+one step is a hand-computed SGD update, a scan of N steps equals N single steps, and eval_chunk
+with padding weights equals a direct sum."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from cnn_jax.config import base_config
+from cnn_jax.layers import Conv, Dense, Pool, conv2d, pool2d
+from cnn_jax.losses import cross_entropy
+from cnn_jax.network import Network
+from cnn_jax.presets import preset
+from cnn_jax.shapes import window_geometry
+from cnn_jax.train import steps
+from cnn_jax.train.state import create_state
+
+IMPLS = [("xla", "xla"), ("im2col", "reshape"), ("xla", "reshape"), ("im2col", "xla")]
+
+
+def tiny_network() -> Network:
+    return Network.from_layers([Conv(3, 3), Pool("max", 2), Conv(4, 2, activation="sigmoid"),
+                                Pool("avg", 2), Dense(10, "identity")])
+
+
+def data(count: int, shape=(10, 10, 1), seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(count, *shape)).astype(np.float32)
+    return jnp.asarray(images), jnp.asarray(rng.integers(0, 10, count).astype(np.int32))
+
+
+def state_for(network, shape, batch, steps_per_epoch, lr=0.1, optimizer="sgd"):
+    config = base_config()
+    config.batch_size, config.learning_rate, config.optimizer = batch, lr, optimizer
+    return create_state(network, config, shape, steps_per_epoch)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,channels", [
+    (5, 1, "VALID", 1, 1), (3, 2, "SAME", 1, 3), (3, 1, 1, 2, 2), ((2, 3), (2, 1), "VALID", 1, 4),
+])
+def test_conv_im2col_equals_conv2d(kernel, stride, padding, dilation, channels):
+    geometry = window_geometry("c", "conv", (11, 9), kernel, stride, padding, dilation)
+    rows, cols = geometry
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=(2, 11, 9, channels)).astype(np.float32))
+    k = jnp.asarray(rng.normal(size=(rows.kernel, cols.kernel, channels, 5)).astype(np.float32))
+    b = jnp.asarray(rng.normal(size=(5,)).astype(np.float32))
+    expected = conv2d(x, k, b, stride=(rows.stride, cols.stride),
+                      padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+                      dilation=(rows.dilation, cols.dilation))
+    got = steps.conv_im2col(x, k, b, geometry)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("size", [(8, 8), (9, 7)])
+def test_pool_reshape_equals_pool2d(kind, size):
+    geometry = window_geometry("p", "pool", size, 2, 2, "VALID")
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(3, *size, 4)).astype(np.float32))
+    np.testing.assert_allclose(steps.pool_reshape(x, kind, geometry),
+                               pool2d(x, kind, (2, 2), (2, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("conv_impl,pool_impl", IMPLS)
+@pytest.mark.parametrize("name", ["course_3maps", "nielsen_cp2_fc100_relu"])
+def test_forward_and_gradient_equal_network_apply(name, conv_impl, pool_impl):
+    network = Network.from_layers(preset(name))
+    params = network.init(jax.random.key(0), (28, 28, 1))
+    x, y = data(4, (28, 28, 1))
+
+    def loss(p, impl):
+        return cross_entropy(steps.forward(network, p, x, conv_impl=impl[0], pool_impl=impl[1]), y)
+
+    np.testing.assert_allclose(
+        steps.forward(network, params, x, conv_impl=conv_impl, pool_impl=pool_impl),
+        network.apply(params, x), rtol=1e-4, atol=1e-5)
+    expected = jax.grad(loss)(params, ("xla", "xla"))
+    got = jax.grad(loss)(params, (conv_impl, pool_impl))
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("conv_impl,pool_impl", IMPLS)
+def test_one_step_is_a_hand_computed_sgd_update(conv_impl, pool_impl):
+    network = tiny_network()
+    images, labels = data(12)
+    state = state_for(network, (10, 10, 1), batch=4, steps_per_epoch=3, lr=0.1)
+    order = jnp.asarray([5, 2, 7, 0, 11, 1, 3, 9, 4, 6, 8, 10], jnp.int32)
+    params = jax.tree_util.tree_map(np.asarray, state.params)
+    index = order[4:8]
+    x, y = images[index], labels[index]
+    grads = jax.grad(lambda p: cross_entropy(network.apply(p, x), y))(params)
+    logits = network.apply(params, x)
+    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None,
+                            conv_impl=conv_impl, pool_impl=pool_impl)
+    new = run(state, images, labels, order, jnp.int32(1))
+    for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
+                         jax.tree_util.tree_leaves(grads), strict=True):
+        np.testing.assert_allclose(got, p - 0.1 * g, rtol=1e-5, atol=1e-6)
+    assert int(new.step) == 1
+    assert int(new.epoch_sums["count"]) == 4
+    assert int(new.epoch_sums["correct"]) == int(jnp.sum(jnp.argmax(logits, -1) == y))
+    np.testing.assert_allclose(new.epoch_sums["loss"], 4 * cross_entropy(logits, y), rtol=1e-5)
+
+
+@pytest.mark.parametrize("unroll", [1, 2])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+def test_scan_of_n_steps_equals_n_single_steps(optimizer, unroll):
+    network = tiny_network()
+    images, labels = data(20)
+    order = steps.epoch_order(jax.random.key(3), 0, 20)
+    make = lambda: state_for(network, (10, 10, 1), 4, 5, lr=0.05, optimizer=optimizer)  # noqa: E731
+    single = steps.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 1, None)
+    fused = steps.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 3, None,
+                              unroll=unroll)
+    one_by_one = make()
+    for batch in range(1, 4):
+        one_by_one = single(one_by_one, images, labels, order, jnp.int32(batch))
+    together = fused(make(), images, labels, order, jnp.int32(1))
+    for a, b in zip(jax.tree_util.tree_leaves(together), jax.tree_util.tree_leaves(one_by_one),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_state_is_donated():
+    network = tiny_network()
+    images, labels = data(8)
+    state = state_for(network, (10, 10, 1), 4, 2)
+    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None)
+    run(state, images, labels, jnp.arange(8), jnp.int32(0))
+    assert state.params["conv1"]["kernel"].is_deleted()
+
+
+@pytest.mark.parametrize("conv_impl,pool_impl", IMPLS[:2])
+def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl):
+    network = tiny_network()
+    params = network.init(jax.random.key(4), (10, 10, 1))
+    images, labels = data(8, seed=5)
+    weights = jnp.asarray([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)  # the last two are padding
+    run = steps.eval_chunk(network, "cross_entropy", 4, None, conv_impl=conv_impl,
+                           pool_impl=pool_impl)
+    total_loss = total_hits = 0.0
+    for chunk in range(2):
+        loss, hits = run(params, images, labels, weights, chunk)
+        total_loss, total_hits = total_loss + loss, total_hits + hits
+    logits = network.apply(params, images[:6])
+    expected_loss = 6 * cross_entropy(logits, labels[:6])
+    expected_hits = jnp.sum(jnp.argmax(logits, -1) == labels[:6])
+    np.testing.assert_allclose(total_loss, expected_loss, rtol=1e-5)
+    assert float(total_hits) == float(expected_hits)
+
+
+def test_resolve_impls(monkeypatch):
+    monkeypatch.delenv("CNN_JAX_CONV_IMPL", raising=False)
+    monkeypatch.delenv("CNN_JAX_POOL_IMPL", raising=False)
+    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("im2col", "reshape")
+    assert steps.resolve_impls("auto", "auto", 128, "cpu") == ("xla", "reshape")
+    assert steps.resolve_impls("auto", "auto", 10, "gpu") == ("xla", "xla")
+    assert steps.resolve_impls("xla", "xla", 10, "cpu") == ("xla", "xla")
+    monkeypatch.setenv("CNN_JAX_CONV_IMPL", "xla")
+    monkeypatch.setenv("CNN_JAX_POOL_IMPL", "xla")
+    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("xla", "xla")
+    with pytest.raises(ValueError, match="conv_impl"):
+        steps.resolve_impls("fft", "auto", 10, "cpu")
+    monkeypatch.setenv("CNN_JAX_POOL_IMPL", "bogus")
+    with pytest.raises(ValueError, match="environment"):
+        steps.resolve_impls("auto", "auto", 10, "cpu")
+
+
+def test_epoch_order_and_all_finite():
+    a = steps.epoch_order(jax.random.key(0), 1, 50)
+    assert sorted(np.asarray(a).tolist()) == list(range(50))
+    np.testing.assert_array_equal(a, steps.epoch_order(jax.random.key(0), 1, 50))
+    assert not np.array_equal(a, steps.epoch_order(jax.random.key(0), 2, 50))
+    assert bool(steps.all_finite({"a": jnp.ones(3), "n": jnp.arange(3)}))
+    assert not bool(steps.all_finite({"a": jnp.asarray([1.0, jnp.nan])}))
+    assert not bool(steps.all_finite({"a": jnp.asarray([jnp.inf])}))
+
+
+def test_train_step_matches_optax_momentum_reference():
+    """Momentum uses optax's own update: one step equals optax.sgd(lr, momentum) by hand."""
+    network = tiny_network()
+    images, labels = data(4)
+    state = state_for(network, (10, 10, 1), 4, 1, lr=0.1, optimizer="momentum")
+    params = jax.tree_util.tree_map(np.asarray, state.params)
+    momentum = float(state.opt_state.hyperparams["momentum"])
+    tx = optax.sgd(0.1, momentum=momentum)
+    grads = jax.grad(lambda p: cross_entropy(network.apply(p, images), labels))(params)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    expected = optax.apply_updates(params, updates)
+    run = steps.train_steps(network, "cross_entropy", "momentum", "constant", 4, 1, None)
+    new = run(state, images, labels, jnp.arange(4), jnp.int32(0))
+    for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(expected),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
