@@ -75,6 +75,17 @@ class Network:
         )
         return cls(built, **kwargs)
 
+    def with_impls(self, conv: str | None = None, pool: str | None = None) -> Network:
+        """The same network with other formulations of its conv / pool layers (same function)."""
+        def swap(layer: Layer) -> Layer:
+            if conv is not None and isinstance(layer, Conv):
+                return dataclasses.replace(layer, impl=conv)
+            if pool is not None and isinstance(layer, Pool):
+                return dataclasses.replace(layer, impl=pool)
+            return layer
+
+        return dataclasses.replace(self, layers=tuple(swap(layer) for layer in self.layers))
+
     @property
     def names(self) -> tuple[str, ...]:
         """Readable layer names: conv1, pool1, conv2, …, dense1, dense2."""

@@ -81,13 +81,15 @@ def test_layer_names_count_per_kind():
 
 LAYER_DICTS = [
     {"type": "conv", "features": 20, "kernel": 5, "stride": 1, "padding": "VALID",
-     "dilation": 1, "activation": "relu"},
+     "dilation": 1, "activation": "relu", "impl": "xla"},
     {"type": "conv", "features": 8, "kernel": [3, 5], "stride": [1, 2],
-     "padding": [[1, 0], [2, 2]], "dilation": [2, 1], "activation": "tanh"},
+     "padding": [[1, 0], [2, 2]], "dilation": [2, 1], "activation": "tanh", "impl": "im2col"},
     {"type": "local", "features": 4, "kernel": 3, "stride": 2, "padding": 1, "dilation": 1,
      "activation": "sigmoid"},
-    {"type": "pool", "pool_type": "avg", "window": 3, "stride": 2, "padding": "SAME"},
-    {"type": "pool", "pool_type": "l2", "window": [2, 3], "stride": None, "padding": "VALID"},
+    {"type": "pool", "pool_type": "avg", "window": 3, "stride": 2, "padding": "SAME",
+     "impl": "xla"},
+    {"type": "pool", "pool_type": "l2", "window": [2, 3], "stride": None, "padding": "VALID",
+     "impl": "reshape"},
     {"type": "dense", "features": 100, "activation": "identity"},
     {"type": "dropout", "rate": 0.5},
 ]

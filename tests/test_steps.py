@@ -12,6 +12,7 @@ import pytest
 
 from cnn_jax.config import base_config
 from cnn_jax.layers import Conv, Dense, Pool, conv2d, pool2d
+from cnn_jax.layers.conv import conv2d_im2col
 from cnn_jax.losses import cross_entropy
 from cnn_jax.network import Network
 from cnn_jax.presets import preset
@@ -52,16 +53,17 @@ def test_conv_im2col_equals_conv2d(kernel, stride, padding, dilation, channels):
     expected = conv2d(x, k, b, stride=(rows.stride, cols.stride),
                       padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
                       dilation=(rows.dilation, cols.dilation))
-    got = steps.conv_im2col(x, k, b, geometry)
+    got = conv2d_im2col(x, k, b, stride=(rows.stride, cols.stride),
+                        padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+                        dilation=(rows.dilation, cols.dilation))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize("size", [(8, 8), (9, 7)])
 def test_pool_reshape_equals_pool2d(kind, size):
-    geometry = window_geometry("p", "pool", size, 2, 2, "VALID")
     x = jnp.asarray(np.random.default_rng(2).normal(size=(3, *size, 4)).astype(np.float32))
-    np.testing.assert_allclose(steps.pool_reshape(x, kind, geometry),
+    np.testing.assert_allclose(pool2d(x, kind, (2, 2), (2, 2), impl="reshape"),
                                pool2d(x, kind, (2, 2), (2, 2)), rtol=1e-6)
 
 
@@ -72,14 +74,15 @@ def test_forward_and_gradient_equal_network_apply(name, conv_impl, pool_impl):
     params = network.init(jax.random.key(0), (28, 28, 1))
     x, y = data(4, (28, 28, 1))
 
-    def loss(p, impl):
-        return cross_entropy(steps.forward(network, p, x, conv_impl=impl[0], pool_impl=impl[1]), y)
+    fast = network.with_impls(conv=conv_impl, pool=pool_impl)
 
-    np.testing.assert_allclose(
-        steps.forward(network, params, x, conv_impl=conv_impl, pool_impl=pool_impl),
-        network.apply(params, x), rtol=1e-4, atol=1e-5)
-    expected = jax.grad(loss)(params, ("xla", "xla"))
-    got = jax.grad(loss)(params, (conv_impl, pool_impl))
+    def loss(p, net):
+        return cross_entropy(net.apply(p, x), y)
+
+    np.testing.assert_allclose(fast.apply(params, x), network.apply(params, x),
+                               rtol=1e-4, atol=1e-5)
+    expected = jax.grad(loss)(params, network)
+    got = jax.grad(loss)(params, fast)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

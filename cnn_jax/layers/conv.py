@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
 from cnn_jax.layers.base import LayerPlan, Params, Shape, positive_int, spatial_input
-from cnn_jax.shapes import Padding, window_geometry
+from cnn_jax.shapes import Padding, ShapeError, window_geometry
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -44,9 +45,53 @@ def conv2d(
     return y + bias
 
 
+def conv2d_im2col(
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, *, stride: tuple[int, int] = (1, 1),
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+    dilation: tuple[int, int] = (1, 1),
+) -> jax.Array:
+    """`conv2d` as im2col + one matrix product: the same function, another XLA program.
+
+    The kh·kw shifted (strided, dilated) views of the input are concatenated on the channel axis
+    in (i, j, c) order — the order of the HWIO kernel reshaped to (kh·kw·in_channels, maps) — so
+    every output position is one row of a matrix product. Faster on XLA:CPU at small batches.
+    """
+    kh, kw, channels, maps = kernel.shape
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    batch, height, width, _ = x.shape
+    out_h = (height - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    out_w = (width - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    # two passes: kw shifts along the width, then kh shifts along the height
+    width_span = (out_w - 1) * stride[1] + 1
+    x = _concat_channels([
+        jax.lax.slice(x, (0, 0, j * dilation[1], 0),
+                      (batch, height, j * dilation[1] + width_span, channels), (1, 1, stride[1], 1))
+        for j in range(kw)
+    ])
+    height_span = (out_h - 1) * stride[0] + 1
+    columns = _concat_channels([
+        jax.lax.slice(x, (0, i * dilation[0], 0, 0),
+                      (batch, i * dilation[0] + height_span, out_w, kw * channels),
+                      (1, stride[0], 1, 1))
+        for i in range(kh)
+    ])
+    return columns @ kernel.reshape(kh * kw * channels, maps) + bias
+
+
+def _concat_channels(parts: list[jax.Array]) -> jax.Array:
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+CONV_IMPLS = {"xla": conv2d, "im2col": conv2d_im2col}
+
+
 @dataclasses.dataclass(frozen=True)
 class Conv:
-    """A convolutional layer: `features` maps of `kernel` size, shared over all positions."""
+    """A convolutional layer: `features` maps of `kernel` size, shared over all positions.
+
+    `impl` picks the formulation ('xla': `lax.conv_general_dilated`, 'im2col'); both compute the
+    same function (see `cnn_jax.train.steps` for which is faster where).
+    """
 
     features: int
     kernel: int | tuple[int, int] = 5
@@ -54,12 +99,17 @@ class Conv:
     padding: Padding = "VALID"
     dilation: int | tuple[int, int] = 1
     activation: str = "relu"
+    impl: str = "xla"
     kind = "conv"
 
     def plan(self, name: str, input_shape: Shape) -> LayerPlan:
         height, width, channels = spatial_input(name, self.kind, input_shape)
         maps = positive_int(name, "features (number of maps)", self.features)
         get_activation(self.activation, name)
+        if self.impl not in CONV_IMPLS:
+            raise ShapeError(
+                f"layer '{name}': unknown conv impl {self.impl!r}; choose one of {list(CONV_IMPLS)}"
+            )
         rows, cols = window_geometry(
             name, self.kind, (height, width), self.kernel, self.stride, self.padding, self.dilation
         )
@@ -91,7 +141,7 @@ class Conv:
         key: jax.Array | None = None,
     ) -> jax.Array:
         rows, cols = plan.geometry
-        z = conv2d(
+        z = CONV_IMPLS[self.impl](
             x, params["kernel"], params["bias"], stride=(rows.stride, cols.stride),
             padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
             dilation=(rows.dilation, cols.dilation),

@@ -17,15 +17,32 @@ from cnn_jax.layers.base import LayerPlan, Params, Shape, spatial_input
 from cnn_jax.shapes import Padding, ShapeError, window_geometry
 
 POOL_TYPES = ("max", "avg", "l2", "none")
+POOL_IMPLS = ("xla", "reshape")
 
 
 def pool2d(
     x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
-    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)), impl: str = "xla",
 ) -> jax.Array:
-    """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps)."""
+    """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps).
+
+    impl='reshape' computes non-overlapping, unpadded max/avg pooling (window = stride) as a
+    reshape and a reduction: the same values, and a gradient that is a cheap compare-and-select
+    instead of XLA's `select_and_scatter` (2× less CPU time per step on XLA:CPU). Within a
+    window of equal maxima the gradient is shared instead of going to the first. Other windows
+    always use `lax.reduce_window` ('xla').
+    """
+    if impl not in POOL_IMPLS:
+        raise ValueError(f"unknown pool impl {impl!r}; choose one of {list(POOL_IMPLS)}")
     if kind == "none":
         return x
+    non_overlapping = tuple(window) == tuple(stride) and all(
+        lo == hi == 0 for lo, hi in padding)
+    if impl == "reshape" and kind in ("max", "avg") and non_overlapping:
+        (wh, ww), (out_h, out_w) = window, (x.shape[1] // window[0], x.shape[2] // window[1])
+        blocks = x[:, :out_h * wh, :out_w * ww, :].reshape(
+            x.shape[0], out_h, wh, out_w, ww, x.shape[-1])
+        return blocks.max(axis=(2, 4)) if kind == "max" else blocks.mean(axis=(2, 4))
     dims = (1, *window, 1)
     strides = (1, *stride, 1)
     pads = ((0, 0), *padding, (0, 0))
@@ -51,6 +68,7 @@ class Pool:
     window: int | tuple[int, int] = 2
     stride: int | tuple[int, int] | None = None
     padding: Padding = "VALID"
+    impl: str = "xla"
     kind = "pool"
 
     def plan(self, name: str, input_shape: Shape) -> LayerPlan:
@@ -64,6 +82,10 @@ class Pool:
             return LayerPlan(
                 name=name, kind=self.kind, input_shape=(height, width, channels),
                 output_shape=(height, width, channels), params=0, macs=0, detail="none",
+            )
+        if self.impl not in POOL_IMPLS:
+            raise ShapeError(
+                f"layer '{name}': unknown pool impl {self.impl!r}; choose one of {list(POOL_IMPLS)}"
             )
         stride = self.window if self.stride is None else self.stride
         rows, cols = window_geometry(
@@ -87,5 +109,5 @@ class Pool:
         rows, cols = plan.geometry
         return pool2d(
             x, self.pool_type, (rows.kernel, cols.kernel), (rows.stride, cols.stride),
-            ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+            ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)), self.impl,
         )

@@ -6,18 +6,11 @@ one jitted step per call (fastest on CPU) or several fused by `lax.scan` (fastes
 The builders are cached on their static description, so trials that differ only in values
 (learning rate, λ, seed) reuse one compiled program.
 
-Formulation (same function, other XLA programs; see BENCHMARKS.md for the measurements). The
-network is computed layer by layer as `Network.apply` does, except that on XLA:CPU
-  * pool_impl='reshape': non-overlapping max/avg pooling (window = stride, no padding) is a
-    reshape + max/mean, whose gradient is a cheap compare-and-select instead of XLA's
-    `select_and_scatter`, the slowest op of the step on CPU (≈ 2× less CPU time per image at
-    batch 128). Ties in a window share the gradient instead of giving it to the first maximum
-    (only all-equal windows, e.g. all-zero after ReLU, where the upstream gradient is 0 anyway).
-  * conv_impl='im2col': convolution as an explicit im2col (kh·kw strided slices concatenated on
-    the channel axis) and one matrix product; its gradients are a matrix product and pads. Faster
-    on CPU at small batches (≤ 32), slower at large ones, so 'auto' uses it only there.
-'auto' (the default) picks these on CPU and `Network.apply` ('xla' for both) elsewhere; the
-environment variables CNN_JAX_CONV_IMPL and CNN_JAX_POOL_IMPL ('xla'|'im2col', 'xla'|'reshape')
+Formulation: on XLA:CPU the layers' faster forms are picked (same function, other programs;
+measurements in BENCHMARKS.md): pooling as reshape + reduction (`pool2d(impl='reshape')`, ≈ 2×
+less CPU time per step at batch 128) and, at small per-device batches (≤ 32), convolution as
+im2col + matrix product (`conv2d_im2col`). 'auto' (the default) picks these on CPU and the
+`lax` forms elsewhere; CNN_JAX_CONV_IMPL ('xla'|'im2col') and CNN_JAX_POOL_IMPL ('xla'|'reshape')
 override 'auto', and the keyword arguments override both.
 """
 
@@ -31,8 +24,6 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from cnn_jax.activations import get_activation
-from cnn_jax.layers import Conv, Pool
 from cnn_jax.losses import correct, get_loss, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.train.devices import shard_batch
@@ -61,71 +52,10 @@ def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
     return conv_impl, pool_impl
 
 
-def conv_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, geometry) -> jax.Array:
-    """`cnn_jax.layers.conv2d` as im2col + one matrix product (any stride, padding, dilation)."""
-    rows, cols = geometry
-    kh, kw, channels, maps = kernel.shape
-    x = jnp.pad(x, ((0, 0), (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi), (0, 0)))
-    out_h, out_w = rows.size_out, cols.size_out
-    batch, height = x.shape[0], x.shape[1]
-    # two passes of shifted strided slices: kw along the width, then kh along the height, so
-    # that the feature order is (i, j, c), the order of the HWIO kernel reshaped to (kh·kw·c, maps)
-    width_span = (out_w - 1) * cols.stride + 1
-    x = _concat([
-        jax.lax.slice(x, (0, 0, j * cols.dilation, 0),
-                      (batch, height, j * cols.dilation + width_span, channels),
-                      (1, 1, cols.stride, 1))
-        for j in range(kw)
-    ])
-    height_span = (out_h - 1) * rows.stride + 1
-    columns = _concat([
-        jax.lax.slice(x, (0, i * rows.dilation, 0, 0),
-                      (batch, i * rows.dilation + height_span, out_w, kw * channels),
-                      (1, rows.stride, 1, 1))
-        for i in range(kh)
-    ])
-    return columns @ kernel.reshape(kh * kw * channels, maps) + bias
-
-
-def _concat(parts: list[jax.Array]) -> jax.Array:
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
-
-
-def _reshape_poolable(layer: Pool, plan) -> bool:
-    if layer.pool_type not in ("max", "avg") or plan.geometry is None:
-        return False
-    return all(g.kernel == g.stride and g.pad_lo == g.pad_hi == 0 and g.dilation == 1
-               for g in plan.geometry)
-
-
-def pool_reshape(x: jax.Array, kind: str, geometry) -> jax.Array:
-    """Non-overlapping max/avg pooling as reshape + reduction (same values as `pool2d`)."""
-    rows, cols = geometry
-    out_h, out_w = rows.size_out, cols.size_out
-    x = x[:, :out_h * rows.kernel, :out_w * cols.kernel, :]
-    x = x.reshape(x.shape[0], out_h, rows.kernel, out_w, cols.kernel, x.shape[-1])
-    return x.max(axis=(2, 4)) if kind == "max" else x.mean(axis=(2, 4))
-
-
-def forward(network: Network, params, x: jax.Array, *, train: bool = False,
-            key: jax.Array | None = None, conv_impl: str = "xla",
-            pool_impl: str = "xla") -> jax.Array:
-    """`network.apply(params, x, train=, key=)` with the given conv/pool formulations (concrete:
-    'xla'|'im2col', 'xla'|'reshape'); layers without a faster form use their own `apply`."""
-    if conv_impl == "xla" and pool_impl == "xla":
-        return network.apply(params, x, train=train, key=key)
-    plans = network.plan(x.shape[1:])
-    for i, (layer, plan) in enumerate(zip(network.layers, plans, strict=True)):
-        layer_params = params.get(plan.name, {})
-        if conv_impl == "im2col" and isinstance(layer, Conv):
-            z = conv_im2col(x, layer_params["kernel"], layer_params["bias"], plan.geometry)
-            x = get_activation(layer.activation, plan.name)(z)
-        elif pool_impl == "reshape" and isinstance(layer, Pool) and _reshape_poolable(layer, plan):
-            x = pool_reshape(x, layer.pool_type, plan.geometry)
-        else:
-            layer_key = None if key is None else jax.random.fold_in(key, i)
-            x = layer.apply(layer_params, x, plan, train=train, key=layer_key)
-    return x
+def with_impls(network: Network, conv_impl: str, pool_impl: str, batch: int) -> Network:
+    """`network` with the conv/pool formulations that `resolve_impls` picks for `batch`."""
+    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, batch)
+    return network.with_impls(conv=conv_impl, pool=pool_impl)
 
 
 def epoch_order(data_key: jax.Array, epoch: int | jax.Array, num_examples: int) -> jax.Array:
@@ -147,8 +77,7 @@ def train_steps(
     """
     loss_fn = get_loss(loss)
     per_device = batch_size // (1 if mesh is None else mesh.size)
-    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, per_device)
-    apply = functools.partial(forward, network, conv_impl=conv_impl, pool_impl=pool_impl)
+    apply = with_impls(network, conv_impl, pool_impl, per_device).apply
     tx = make_optimizer(optimizer)
 
     def one_step(state: TrainState, images, labels, order, batch_index) -> TrainState:
@@ -203,14 +132,14 @@ def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None =
     """
     loss_fn = get_loss(loss)
     per_device = chunk_size // (1 if mesh is None else mesh.size)
-    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, per_device)
+    apply = with_impls(network, conv_impl, pool_impl, per_device).apply
 
     def run(params, images, labels, weights, chunk):
         start = chunk * chunk_size
         x = shard_batch(jax.lax.dynamic_slice_in_dim(images, start, chunk_size), mesh)
         y = jax.lax.dynamic_slice_in_dim(labels, start, chunk_size)
         w = jax.lax.dynamic_slice_in_dim(weights, start, chunk_size)
-        logits = forward(network, params, x, conv_impl=conv_impl, pool_impl=pool_impl)
+        logits = apply(params, x)
         losses = jax.vmap(lambda z, t: loss_fn(z[None], t[None]))(logits, y)
         hits = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
         return jnp.sum(w * losses), jnp.sum(w * hits)
