@@ -13,7 +13,7 @@ import pytest
 from cnn_jax.config import base_config
 from cnn_jax.layers import Conv, Dense, Pool, conv2d, pool2d
 from cnn_jax.layers.conv import conv2d_im2col
-from cnn_jax.losses import cross_entropy
+from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.presets import preset
 from cnn_jax.shapes import window_geometry
@@ -161,7 +161,7 @@ def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl)
 def test_resolve_impls(monkeypatch):
     monkeypatch.delenv("CNN_JAX_CONV_IMPL", raising=False)
     monkeypatch.delenv("CNN_JAX_POOL_IMPL", raising=False)
-    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("im2col", "reshape")
+    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("xla", "reshape")
     assert steps.resolve_impls("auto", "auto", 128, "cpu") == ("xla", "reshape")
     assert steps.resolve_impls("auto", "auto", 10, "gpu") == ("xla", "xla")
     assert steps.resolve_impls("xla", "xla", 10, "cpu") == ("xla", "xla")
@@ -201,3 +201,41 @@ def test_train_step_matches_optax_momentum_reference():
     for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(expected),
                     strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resolve_microbatches(monkeypatch):
+    monkeypatch.delenv("CNN_JAX_MICROBATCHES", raising=False)
+    assert [steps.resolve_microbatches(0, b, None, "cpu") for b in (1, 10, 32, 128, 1024)] == [
+        1, 2, 2, 8, 16]
+    assert steps.resolve_microbatches(0, 128, None, "gpu") == 1
+    assert steps.resolve_microbatches(4, 128, None, "gpu") == 4
+    monkeypatch.setenv("CNN_JAX_MICROBATCHES", "1")
+    assert steps.resolve_microbatches(0, 128, None, "cpu") == 1
+    with pytest.raises(ValueError, match="divide"):
+        steps.resolve_microbatches(3, 10, None, "cpu")
+
+
+@pytest.mark.parametrize("microbatches", [2, 4])
+def test_microbatched_step_is_the_same_sgd_update(microbatches):
+    # mean of the micro-batches' gradients = gradient of the batch's mean loss; + λ·w once
+    network = tiny_network()
+    images, labels = data(8)
+    state = state_for(network, (10, 10, 1), batch=8, steps_per_epoch=1, lr=0.1)
+    state = state.replace(hyper={**state.hyper, "l2": jnp.float32(0.01)})
+    params = jax.tree_util.tree_map(np.asarray, state.params)
+    order = jnp.arange(8, dtype=jnp.int32)
+
+    def objective(p):
+        return cross_entropy(network.apply(p, images), labels) + l2_penalty(p, 0.01)
+
+    grads = jax.grad(objective)(params)
+    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
+                            conv_impl="xla", pool_impl="xla", microbatches=microbatches)
+    new = run(state, images, labels, order, jnp.int32(0))
+    for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
+                         jax.tree_util.tree_leaves(grads), strict=True):
+        np.testing.assert_allclose(got, p - 0.1 * g, rtol=1e-5, atol=1e-6)
+    logits = network.apply(params, images)
+    assert int(new.epoch_sums["correct"]) == int(jnp.sum(jnp.argmax(logits, -1) == labels))
+    np.testing.assert_allclose(new.epoch_sums["loss"], 8 * cross_entropy(logits, labels),
+                               rtol=1e-5)

@@ -98,7 +98,7 @@ def table_rows(report: dict[str, Any]) -> list[str]:
             f"| {memory} | {_median(project.get('cpu_us_per_img'))} / "
             f"{_median(torch_result.get('cpu_us_per_img')) if torch_result else '–'} "
             f"| {project['conv_impl']}/{project['pool_impl']}, "
-            f"{project['strategy']} |"
+            f"{project.get('microbatches') or 1} micro-batches, {project['strategy']} |"
         )
     return lines
 

@@ -112,7 +112,8 @@ def bench_row(settings: BenchSettings, network: str, batch: int, use_torch: bool
             "eval_size": settings.eval_size}
     specs = {PROJECT: {**base, "framework": "jax"}}
     if settings.baseline:
-        specs[BASELINE] = {**base, "framework": "jax", "conv_impl": "xla", "pool_impl": "xla"}
+        specs[BASELINE] = {**base, "framework": "jax", "conv_impl": "xla", "pool_impl": "xla",
+                           "microbatches": 1}
     if use_torch:
         specs[TORCH] = {**base, "framework": "torch"}
     workers: dict[str, Worker] = {}
@@ -141,6 +142,7 @@ def bench_row(settings: BenchSettings, network: str, batch: int, use_torch: bool
                 "eval_compile_s": worker.info.get("eval_compile_s"),
                 "conv_impl": worker.info.get("conv_impl"),
                 "pool_impl": worker.info.get("pool_impl"),
+                "microbatches": worker.info.get("microbatches"),
                 "strategy": worker.info.get("strategy"), **stats,
             }
         if settings.verbose:

@@ -72,8 +72,11 @@ class JaxWorker:
                                                       self.steps_per_epoch)
         self.strategy = strategy
         impls = {"conv_impl": spec.get("conv_impl", "auto"),
-                 "pool_impl": spec.get("pool_impl", "auto")}
-        self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"], batch)
+                 "pool_impl": spec.get("pool_impl", "auto"),
+                 "microbatches": int(spec.get("microbatches", 0))}
+        self.microbatches = steps.resolve_microbatches(impls["microbatches"], batch)
+        self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"],
+                                         batch // self.microbatches)
         self.order = steps.epoch_order(jax.random.key(1), 0, count)
 
         def make_state(seed):
@@ -102,13 +105,14 @@ class JaxWorker:
             chunk_size = len(self.eval.labels) // self.eval.chunks
             started = time.perf_counter()
             self.eval_program = steps.eval_chunk(
-                self.network, "cross_entropy", chunk_size, None, **impls,
+                self.network, "cross_entropy", chunk_size, None,
+                conv_impl=impls["conv_impl"], pool_impl=impls["pool_impl"],
             ).lower(self.state.params, self.eval.images, self.eval.labels, self.eval.weights,
                     0).compile()
             self.eval_compile_s = time.perf_counter() - started
             self.run_eval()
 
-    def _build(self, num_steps: int, impls: dict[str, str], state):
+    def _build(self, num_steps: int, impls: dict, state):
         jax, jnp = self.jax, self.jnp
         run = self.steps_mod.train_steps(self.network, "cross_entropy", "sgd", "constant",
                                          self.batch, num_steps, None, **impls)
@@ -120,7 +124,8 @@ class JaxWorker:
     def ready(self) -> dict[str, Any]:
         return {"ready": True, "compile_s": self.compile_s, "eval_compile_s": self.eval_compile_s,
                 "strategy": self.strategy, "chunk": self.chunk,
-                "conv_impl": self.impls[0], "pool_impl": self.impls[1]}
+                "conv_impl": self.impls[0], "pool_impl": self.impls[1],
+                "microbatches": self.microbatches}
 
     def train(self) -> dict[str, Any]:
         jax, jnp = self.jax, self.jnp

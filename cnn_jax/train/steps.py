@@ -6,12 +6,16 @@ one jitted step per call (fastest on CPU) or several fused by `lax.scan` (fastes
 The builders are cached on their static description, so trials that differ only in values
 (learning rate, λ, seed) reuse one compiled program.
 
-Formulation: on XLA:CPU the layers' faster forms are picked (same function, other programs;
-measurements in BENCHMARKS.md): pooling as reshape + reduction (`pool2d(impl='reshape')`, ≈ 2×
-less CPU time per step at batch 128) and, at small per-device batches (≤ 32), convolution as
-im2col + matrix product (`conv2d_im2col`). 'auto' (the default) picks these on CPU and the
-`lax` forms elsewhere; CNN_JAX_CONV_IMPL ('xla'|'im2col') and CNN_JAX_POOL_IMPL ('xla'|'reshape')
-override 'auto', and the keyword arguments override both.
+Formulation on XLA:CPU (same function, other programs; measurements in BENCHMARKS.md):
+  * the step's gradient is computed over independent micro-batches (`resolve_microbatches`),
+    which XLA runs concurrently on the cores: 1.4–3× the throughput of one batch;
+  * pooling is a reshape + reduction (`pool2d(impl='reshape')`): its gradient avoids XLA's
+    `select_and_scatter`, the slowest op of the step on CPU.
+Convolution as im2col + matrix product (`conv2d_im2col`) is available (conv_impl='im2col') but
+loses to `lax.conv_general_dilated` once micro-batches keep both cores busy. 'auto' (the default)
+picks the above on CPU and one batch with the `lax` forms elsewhere; CNN_JAX_CONV_IMPL
+('xla'|'im2col'), CNN_JAX_POOL_IMPL ('xla'|'reshape') and CNN_JAX_MICROBATCHES override 'auto',
+and the keyword arguments override both.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from cnn_jax.train.state import TrainState, learning_rate_at, make_optimizer
 
 CONV_IMPLS = ("auto", "xla", "im2col")
 POOL_IMPLS = ("auto", "xla", "reshape")
-IM2COL_MAX_BATCH = 32  # 'auto' uses im2col convolutions on CPU up to this (per-device) batch
 
 
 def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
@@ -43,13 +46,40 @@ def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
         raise ValueError(f"unknown pool_impl {pool_impl!r}; choose one of {list(POOL_IMPLS)}")
     cpu = (backend or jax.default_backend()) == "cpu"
     if conv_impl == "auto":
-        conv_impl = os.environ.get("CNN_JAX_CONV_IMPL") or (
-            "im2col" if cpu and batch_size <= IM2COL_MAX_BATCH else "xla")
+        conv_impl = os.environ.get("CNN_JAX_CONV_IMPL") or "xla"
     if pool_impl == "auto":
         pool_impl = os.environ.get("CNN_JAX_POOL_IMPL") or ("reshape" if cpu else "xla")
     if conv_impl not in CONV_IMPLS[1:] or pool_impl not in POOL_IMPLS[1:]:
         raise ValueError(f"bad implementation from the environment: {conv_impl!r}, {pool_impl!r}")
     return conv_impl, pool_impl
+
+
+MAX_MICROBATCHES = 16
+
+
+def resolve_microbatches(requested: int, batch_size: int, mesh: Mesh | None = None,
+                         backend: str | None = None) -> int:
+    """How many equal micro-batches a step's gradient is computed in (0 → auto).
+
+    On XLA:CPU the gradients of independent micro-batches run concurrently on the cores, where
+    one batch keeps about one core busy: 'auto' splits the batch into the most parts (≤ 16) that
+    keep micro-batches of at least min(16, batch/2) examples (10 → 2×5, 128 → 8×16,
+    1024 → 16×64). Elsewhere, and with a device mesh, one batch. CNN_JAX_MICROBATCHES overrides.
+    """
+    if requested < 0:
+        raise ValueError(f"microbatches must be >= 0 (0: auto), got {requested}")
+    if requested == 0:
+        requested = int(os.environ.get("CNN_JAX_MICROBATCHES", "0"))
+    if requested == 0:
+        if mesh is not None or (backend or jax.default_backend()) != "cpu":
+            return 1
+        smallest = min(16, batch_size // 2)
+        candidates = [d for d in range(1, MAX_MICROBATCHES + 1)
+                      if batch_size % d == 0 and batch_size // d >= max(smallest, 1)]
+        return max(candidates)
+    if batch_size % requested:
+        raise ValueError(f"microbatches={requested} does not divide the batch of {batch_size}")
+    return requested
 
 
 def with_impls(network: Network, conv_impl: str, pool_impl: str, batch: int) -> Network:
@@ -67,7 +97,7 @@ def epoch_order(data_key: jax.Array, epoch: int | jax.Array, num_examples: int) 
 def train_steps(
     network: Network, loss: str, optimizer: str, schedule: str, batch_size: int, num_steps: int,
     mesh: Mesh | None = None, *, conv_impl: str = "auto", pool_impl: str = "auto",
-    unroll: int = 1,
+    unroll: int = 1, microbatches: int = 0,
 ):
     """jit(run)(state, images, labels, order, first_batch) -> state after `num_steps` steps.
 
@@ -77,8 +107,27 @@ def train_steps(
     """
     loss_fn = get_loss(loss)
     per_device = batch_size // (1 if mesh is None else mesh.size)
-    apply = with_impls(network, conv_impl, pool_impl, per_device).apply
+    micro = resolve_microbatches(microbatches, batch_size, mesh)
+    apply = with_impls(network, conv_impl, pool_impl, per_device // micro).apply
     tx = make_optimizer(optimizer)
+
+    def data_loss_and_grads(params, x, y, key):
+        """Mean loss, its gradient and the logits, over `micro` independent micro-batches."""
+        def part(x, y, key):
+            def objective(params):
+                logits = apply(params, x, train=True, key=key)
+                return loss_fn(logits, y), logits
+            return jax.value_and_grad(objective, has_aux=True)(params)
+
+        if micro == 1:
+            (loss, logits), grads = part(x, y, key)
+            return loss, grads, logits
+        size = batch_size // micro
+        parts = [part(x[i * size:(i + 1) * size], y[i * size:(i + 1) * size],
+                      jax.random.fold_in(key, i)) for i in range(micro)]
+        loss = sum(p[0][0] for p in parts) / micro
+        grads = jax.tree_util.tree_map(lambda *g: sum(g) / micro, *(p[1] for p in parts))
+        return loss, grads, jnp.concatenate([p[0][1] for p in parts])
 
     def one_step(state: TrainState, images, labels, order, batch_index) -> TrainState:
         index = jax.lax.dynamic_slice_in_dim(order, batch_index * batch_size, batch_size)
@@ -86,12 +135,9 @@ def train_steps(
         y = jnp.take(labels, index, axis=0)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
-        def objective(params):
-            logits = apply(params, x, train=True, key=dropout_key)
-            data_loss = loss_fn(logits, y)
-            return data_loss + l2_penalty(params, state.hyper["l2"]), (data_loss, logits)
-
-        grads, (data_loss, logits) = jax.grad(objective, has_aux=True)(state.params)
+        data_loss, grads, logits = data_loss_and_grads(state.params, x, y, dropout_key)
+        penalty = jax.grad(l2_penalty)(state.params, state.hyper["l2"])
+        grads = jax.tree_util.tree_map(jnp.add, grads, penalty)
         hyperparams = {
             **state.opt_state.hyperparams,
             "learning_rate": learning_rate_at(schedule, state.step, state.hyper),
