@@ -58,3 +58,13 @@ def positive_int(name: str, what: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ShapeError(f"layer '{name}': {what} must be an int >= 1, got {value!r}")
     return value
+
+
+def window_args(plan: LayerPlan) -> dict[str, tuple]:
+    """The `lax` arguments of a sliding-window layer's plan: stride, explicit padding, dilation."""
+    rows, cols = plan.geometry
+    return {
+        "stride": (rows.stride, cols.stride),
+        "padding": ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+        "dilation": (rows.dilation, cols.dilation),
+    }

@@ -17,7 +17,14 @@ import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import LayerPlan, Params, Shape, positive_int, spatial_input
+from cnn_jax.layers.base import (
+    LayerPlan,
+    Params,
+    Shape,
+    positive_int,
+    spatial_input,
+    window_args,
+)
 from cnn_jax.shapes import Padding, ShapeError, window_geometry
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
@@ -140,11 +147,6 @@ class Conv:
         self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
         key: jax.Array | None = None,
     ) -> jax.Array:
-        rows, cols = plan.geometry
-        z = CONV_IMPLS[self.impl](
-            x, params["kernel"], params["bias"], stride=(rows.stride, cols.stride),
-            padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
-            dilation=(rows.dilation, cols.dilation),
-        )
+        z = CONV_IMPLS[self.impl](x, params["kernel"], params["bias"], **window_args(plan))
         return get_activation(self.activation, plan.name)(z)
 

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers.base import LayerPlan, Params, Shape, spatial_input
+from cnn_jax.layers.base import LayerPlan, Params, Shape, spatial_input, window_args
 from cnn_jax.shapes import Padding, ShapeError, window_geometry
 
 POOL_TYPES = ("max", "avg", "l2", "none")
@@ -107,7 +107,6 @@ class Pool:
         if plan.geometry is None:
             return x
         rows, cols = plan.geometry
-        return pool2d(
-            x, self.pool_type, (rows.kernel, cols.kernel), (rows.stride, cols.stride),
-            ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)), self.impl,
-        )
+        args = window_args(plan)
+        return pool2d(x, self.pool_type, (rows.kernel, cols.kernel), args["stride"],
+                      args["padding"], self.impl)
