@@ -1,14 +1,17 @@
 """The course's ablation: fully connected → local receptive fields → shared weights → + pooling.
 
-    python -m experiments.why_cnn --workdir=runs/why_cnn                 # ~2 min on 2 CPUs
+    python -m experiments.why_cnn --workdir=runs/why_cnn                 # ~1 min on 2 CPUs
     python -m experiments.why_cnn --workdir=runs/why_fashion --dataset=fashion_mnist_debian
 
 Writes workdir/results.md (accuracy, parameters, multiply-adds, train time per variant),
 bars.png; each variant's run folder holds its kernel grids (variant2: the unshared kernels by
-position; variant3: the shared ones), feature maps and learning curves. Expect on the embedded
-MNIST set (3,500 training images, 5 epochs, sigmoid): the convolutional variants reach the
-highest accuracy with the fewest parameters; the unshared layer needs 576× the parameters of the
-shared one.
+position; variant3: the shared ones), feature maps and learning curves.
+
+Measured on the embedded MNIST set (3,500 training images, 8 epochs, ReLU, SGD η = 0.1,
+mini-batch 10; 2 CPU cores): fully connected 92.9% (23,860 parameters) → local receptive fields
+93.5% (414,730) → shared weights 95.9% (115,730) → + pooling 96.7% (29,330): each idea adds
+accuracy, and sharing cuts the first layer from 299,520 to 520 parameters. With
+--activation=sigmoid --epochs=5: 89.1%, 78.3%, 90.4%, 89.2% (sigmoid learns slowly here).
 """
 
 from absl import flags
@@ -20,9 +23,9 @@ from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/why_cnn", "Output folder.")
 DATASET = flags.DEFINE_string("dataset", "mnist_5k", "Data set (see cnn_jax.data).")
-EPOCHS = flags.DEFINE_integer("epochs", 5, "Epochs for every variant.")
+EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs for every variant.")
 TRAIN_SIZE = flags.DEFINE_integer("train_size", 0, "Training images (0: all).")
-ACTIVATION = flags.DEFINE_string("activation", "sigmoid", "Hidden activation.")
+ACTIVATION = flags.DEFINE_string("activation", "relu", "Hidden activation (the course: sigmoid).")
 MAPS = flags.DEFINE_integer("maps", 20, "Feature maps of the local and shared layers.")
 FC_UNITS = flags.DEFINE_integer("fc_units", 30, "Neurons of the fully connected variant.")
 

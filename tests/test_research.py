@@ -18,7 +18,7 @@ from cnn_jax.research.tables import mean_std, percent_mean_std
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dataclasses.replace(
     nielsen.QUICK, dataset="synthetic", validation_size=50, train_size=100, test_size=60,
-    epochs=1, ensemble_size=2,
+    epochs=1, expanded_epochs=None, ensemble_size=2,
 )
 
 
@@ -33,6 +33,13 @@ def test_mean_std_and_formatting():
     assert percent_mean_std([0.9871]) == "98.71%"
     assert percent_mean_std([0.98, 0.99]) == "98.50% ± 0.71"
     assert percent_mean_std([]) == "–"
+
+
+def test_quick_scale_gives_every_row_the_same_steps():
+    steps = {row.number: nielsen.row_config(row, nielsen.QUICK, 0).num_epochs * (5 if row.expand
+                                                                                else 1)
+             for row in nielsen.ROWS}
+    assert set(steps.values()) == {15}
 
 
 def test_rows_follow_the_book():
