@@ -7,6 +7,7 @@ import platform
 from typing import Any
 
 from cnn_jax.bench.runner import BASELINE, PROJECT, TORCH
+from cnn_jax.train.devices import cpu_model
 
 TABLE_HEADER = (
     "| network | batch | project train img/s | PyTorch train img/s | ratio project/PyTorch "
@@ -14,17 +15,6 @@ TABLE_HEADER = (
     "| compile s (train/eval) | peak RSS MB project / PyTorch "
     "| CPU µs/img train project / PyTorch | formulation |"
 )
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:

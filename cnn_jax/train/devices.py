@@ -3,6 +3,9 @@ axis 'data'; parameters, optimizer state and the (small) data sets are replicate
 
 from __future__ import annotations
 
+import os
+import platform
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -37,18 +40,29 @@ def device_count(mesh: Mesh | None) -> int:
     return 1 if mesh is None else mesh.size
 
 
+def cpu_model() -> str:
+    """The processor's name, e.g. 'AMD EPYC 7B13' (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def describe_devices() -> str:
-    """e.g. '4 × cpu (TFRT_CPU_0, …)'."""
+    """e.g. '1 × CPU (AMD EPYC 7B13, 2 cores)' or '1 × NVIDIA H100 80GB HBM3'."""
     devices = jax.local_devices()
-    kind = devices[0].device_kind
-    return f"{len(devices)} × {devices[0].platform} ({kind})"
+    if devices[0].platform == "cpu":
+        return f"{len(devices)} × CPU ({cpu_model()}, {os.cpu_count()} cores)"
+    return f"{len(devices)} × {devices[0].device_kind}"
 
 
 def enable_compilation_cache(directory: str | None = None) -> str:
     """Turns on JAX's persistent compilation cache (default ~/.cache/cnn_jax/jax), so that a new
     process reuses the programs compiled by earlier ones."""
-    import os
-
     directory = directory or os.environ.get(
         "CNN_JAX_COMPILATION_CACHE", os.path.expanduser("~/.cache/cnn_jax/jax"))
     jax.config.update("jax_compilation_cache_dir", directory)
