@@ -134,7 +134,7 @@ def test_one_and_four_cpu_devices_agree(mnist_run, tmp_path):
     result = run_script(*tiny_args(workdir, *MNIST_FLAGS, "--config.plots=false"),
                         XLA_FLAGS="--xla_force_host_platform_device_count=4")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "devices: 4 × cpu" in result.stdout
+    assert "devices: 4 × CPU" in result.stdout
     ones = [r for r in read_records(single) if r["kind"] == "epoch"]
     fours = [r for r in read_records(workdir) if r["kind"] == "epoch"]
     assert len(ones) == len(fours) == 2
