@@ -209,6 +209,8 @@ def test_resolve_microbatches(monkeypatch):
         1, 2, 2, 8, 16]
     assert steps.resolve_microbatches(0, 128, None, "gpu") == 1
     assert steps.resolve_microbatches(4, 128, None, "gpu") == 4
+    with_dropout = Network.from_layers(preset("nielsen_cp2_fc1000_dropout"))
+    assert steps.resolve_microbatches(0, 128, None, "cpu", with_dropout) == 1
     monkeypatch.setenv("CNN_JAX_MICROBATCHES", "1")
     assert steps.resolve_microbatches(0, 128, None, "cpu") == 1
     with pytest.raises(ValueError, match="divide"):

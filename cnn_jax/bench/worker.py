@@ -74,7 +74,8 @@ class JaxWorker:
         impls = {"conv_impl": spec.get("conv_impl", "auto"),
                  "pool_impl": spec.get("pool_impl", "auto"),
                  "microbatches": int(spec.get("microbatches", 0))}
-        self.microbatches = steps.resolve_microbatches(impls["microbatches"], batch)
+        self.microbatches = steps.resolve_microbatches(impls["microbatches"], batch,
+                                                       network=self.network)
         self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"],
                                          batch // self.microbatches)
         self.order = steps.epoch_order(jax.random.key(1), 0, count)

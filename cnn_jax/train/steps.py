@@ -58,20 +58,24 @@ MAX_MICROBATCHES = 16
 
 
 def resolve_microbatches(requested: int, batch_size: int, mesh: Mesh | None = None,
-                         backend: str | None = None) -> int:
+                         backend: str | None = None, network: Network | None = None) -> int:
     """How many equal micro-batches a step's gradient is computed in (0 → auto).
 
     On XLA:CPU the gradients of independent micro-batches run concurrently on the cores, where
     one batch keeps about one core busy: 'auto' splits the batch into the most parts (≤ 16) that
     keep micro-batches of at least min(16, batch/2) examples (10 → 2×5, 128 → 8×16,
-    1024 → 16×64). Elsewhere, and with a device mesh, one batch. CNN_JAX_MICROBATCHES overrides.
+    1024 → 16×64). Elsewhere, with a device mesh, and for networks with dropout (whose masks
+    would then depend on the split, so results on 1 and n devices would differ), one batch.
+    CNN_JAX_MICROBATCHES overrides.
     """
     if requested < 0:
         raise ValueError(f"microbatches must be >= 0 (0: auto), got {requested}")
     if requested == 0:
         requested = int(os.environ.get("CNN_JAX_MICROBATCHES", "0"))
     if requested == 0:
-        if mesh is not None or (backend or jax.default_backend()) != "cpu":
+        has_dropout = network is not None and any(
+            layer.kind == "dropout" for layer in network.layers)
+        if mesh is not None or has_dropout or (backend or jax.default_backend()) != "cpu":
             return 1
         smallest = min(16, batch_size // 2)
         candidates = [d for d in range(1, MAX_MICROBATCHES + 1)
@@ -107,7 +111,7 @@ def train_steps(
     """
     loss_fn = get_loss(loss)
     per_device = batch_size // (1 if mesh is None else mesh.size)
-    micro = resolve_microbatches(microbatches, batch_size, mesh)
+    micro = resolve_microbatches(microbatches, batch_size, mesh, network=network)
     apply = with_impls(network, conv_impl, pool_impl, per_device // micro).apply
     tx = make_optimizer(optimizer)
 
