@@ -52,19 +52,6 @@ def variants(maps: int = 20, kernel: int = 5, fc_units: int = 30, activation: st
     )
 
 
-def first_layer_params_closed_form(variant: Variant, image_shape: tuple[int, int, int]) -> int:
-    """The first layer's parameter count by the formulas of the module docstring."""
-    height, width, channels = image_shape
-    layer = variant.layers[0]
-    if layer["type"] == "dense":
-        return height * width * channels * layer["features"] + layer["features"]
-    k, maps = layer["kernel"], layer["features"]
-    per_map = (k * k * channels + 1) * maps
-    if layer["type"] == "local":
-        return (height - k + 1) * (width - k + 1) * per_map
-    return per_map
-
-
 def base(dataset: str = "mnist_5k", epochs: int = 5, train_size: int = 0, seed: int = 0):
     config = base_config()
     config.dataset, config.validation_size, config.train_size = dataset, 500, train_size
@@ -127,4 +114,3 @@ def plot_bars(results: list[VariantResult], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     return path
-

@@ -69,16 +69,6 @@ def _materialize_layers(config: ml_collections.ConfigDict) -> None:
         config.model.layers = layer_dicts(config)
 
 
-def get_value(config: ml_collections.ConfigDict, key: str | Path) -> Any:
-    path = parse_key(key) if isinstance(key, str) else key
-    node: Any = config
-    if path[:2] == ("model", "layers") and not config.model.layers:
-        node = ml_collections.ConfigDict({"model": {"layers": layer_dicts(config)}})
-    for depth, item in enumerate(path):
-        node = _child(node, item, path, depth)
-    return node
-
-
 def set_value(config: ml_collections.ConfigDict, key: str | Path, value: Any) -> None:
     """Sets `key` in `config` (in place); raises `SweepError` for a path that does not exist."""
     path = parse_key(key) if isinstance(key, str) else key

@@ -83,13 +83,6 @@ def plan_all(trials: list[Trial], input_shape_override: Any = None) -> list[Tria
     return [plan_trial(t, input_shape_for(t.config, input_shape_override)) for t in trials]
 
 
-def size_chain(rows: tuple[ShapeRow, ...] | list[dict[str, Any]]) -> str:
-    """'24×24×20 → 12×12×20 → 10' (each layer's output)."""
-    shapes = [r.output_shape if isinstance(r, ShapeRow) else tuple(r["output_shape"])
-              for r in rows]
-    return " → ".join(format_shape(s) for s in shapes)
-
-
 def by_group(plans: list[TrialPlan]) -> dict[str, list[TrialPlan]]:
     groups: dict[str, list[TrialPlan]] = {}
     for plan in plans:
