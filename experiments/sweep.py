@@ -3,6 +3,8 @@
     python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter
     python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter \
         --max_trials=4                    # run 4 trials now, the rest on the next run
+    python -m experiments.sweep --config=configs/sweeps/lr_seed.py --workdir=sweeps/lr \
+        --executor=vmap                   # same-shape trials as one vmapped program
     python -m experiments.sweep --config=configs/sweeps/full_product.py \
         --workdir=/shared/sweeps/full --executor=ray --ray_address=auto --gpus_per_trial=0.25
 
@@ -21,7 +23,11 @@ from cnn_jax import cli
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Sweep config file (configs/sweeps/).")
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder of the sweep (one subfolder per trial).")
-EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "ray"], "Where trials run.")
+EXECUTOR = flags.DEFINE_enum(
+    "executor", "auto", ["auto", "local", "vmap", "ray"],
+    "Where trials run: 'local' one by one; 'vmap' same-shape trials as one vmapped program; "
+    "'ray' as Ray tasks; 'auto': 'vmap' on GPU/TPU, 'local' on CPU.")
+VMAP_MODELS = flags.DEFINE_integer("vmap_models", 64, "'vmap': most models in one program.")
 RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray instance.")
 MAX_TRIALS = flags.DEFINE_integer("max_trials", None, "Run at most this many trials now.")
@@ -46,7 +52,8 @@ def main(argv: list[str]) -> None:
     try:
         outcome = run_sweep(CONFIG.value, WORKDIR.value, executor=EXECUTOR.value,
                             ray_address=RAY_ADDRESS.value, max_trials=MAX_TRIALS.value,
-                            report=REPORT.value, compilation_cache=CACHE.value, **options)
+                            report=REPORT.value, compilation_cache=CACHE.value,
+                            vmap_models=VMAP_MODELS.value, **options)
     except SweepError as error:
         cli.fail(str(error))
     sys.exit(130 if outcome.interrupted else 0)

@@ -20,7 +20,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "configs" / "tiny.py"
-TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s", "time")
+TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s", "time",
+               "model_images_per_second")
 _SHARED: dict[str, str] = {}
 
 

@@ -33,9 +33,10 @@ def random_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 class JaxWorker:
-    """The project's own path: `create_state`, device-resident data, `steps.train_steps` (or a
-    `jax.vmap` of it over `models` stacked states), the per-step dispatch loop of
-    `cnn_jax.train.loop` (same host syncs: NaN check every 50 steps, log every 100), and
+    """The project's own path: `create_state`, device-resident data, `steps.train_steps` (or
+    `steps.vmapped_train_steps` over `models` stacked states, as a vmap sweep runs them), the
+    per-step dispatch loop of `cnn_jax.train.loop` (same host syncs: NaN check every 50 steps,
+    log every 100), and
     `steps.eval_chunk` over a padded evaluation set."""
 
     def __init__(self, spec: dict[str, Any]):
@@ -79,6 +80,9 @@ class JaxWorker:
         self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"],
                                          batch // self.microbatches)
         self.order = steps.epoch_order(jax.random.key(1), 0, count)
+        if self.models:  # each model its own order, as in `cnn_jax.train.vmapped`
+            self.order = jnp.stack([steps.epoch_order(jax.random.key(1 + m), 0, count)
+                                    for m in range(self.models)])
 
         def make_state(seed):
             config.seed = seed
@@ -114,11 +118,13 @@ class JaxWorker:
             self.run_eval()
 
     def _build(self, num_steps: int, impls: dict, state):
-        jax, jnp = self.jax, self.jnp
-        run = self.steps_mod.train_steps(self.network, "cross_entropy", "sgd", "constant",
-                                         self.batch, num_steps, None, **impls)
+        jnp = self.jnp
         if self.models:
-            run = jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None)), donate_argnums=0)
+            run = self.steps_mod.vmapped_train_steps(
+                self.network, "cross_entropy", "sgd", "constant", self.batch, num_steps, **impls)
+        else:
+            run = self.steps_mod.train_steps(self.network, "cross_entropy", "sgd", "constant",
+                                             self.batch, num_steps, None, **impls)
         return run.lower(state, self.images, self.labels, self.order,
                          jnp.int32(0)).compile()
 

@@ -4,8 +4,10 @@
    into the sweep log and workdir/shapes.md; impossible trials are recorded as `invalid`.
 2. Write workdir/sweep.json (the manifest: dimensions, seeds, trials) and one folder per trial.
 3. Run the pending, running, interrupted and failed trials in grid order, in this process
-   (`executor='local'`) or as Ray tasks (`executor='ray'`), with a sweep-level progress bar;
-   results.csv/results.jsonl are rewritten after every trial, the report at the end.
+   (`executor='local'`), in this process with same-shape trials stacked into one `jax.vmap`-ed
+   program (`executor='vmap'`, `cnn_jax.train.vmapped`), or as Ray tasks (`executor='ray'`);
+   'auto' is 'vmap' on an accelerator and 'local' on CPU (see `pick_executor`). A sweep-level
+   progress bar; results.csv/results.jsonl are rewritten after every trial, the report at the end.
 
 Rerunning the same command skips done, diverged and invalid trials and resumes the others from
 their checkpoints. The persistent JAX compilation cache lives in workdir/jax_cache.
@@ -45,6 +47,40 @@ class SweepOutcome:
         return counts
 
 
+EXECUTORS = ("auto", "local", "vmap", "ray")
+VMAP_MODELS = 64  # most models in one vmapped program (memory grows with it)
+
+
+def pick_executor(executor: str, backend: str | None = None) -> str:
+    """'auto' → 'vmap' on GPU/TPU (one small CNN leaves an accelerator mostly idle), 'local' on
+    CPU (a vmapped step of M models costs about M single steps there: nothing to gain)."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {executor!r}")
+    if executor != "auto":
+        return executor
+    import jax
+
+    return "local" if (backend or jax.default_backend()) == "cpu" else "vmap"
+
+
+def vmap_groups(plans: list[TrialPlan], max_models: int) -> list[list[TrialPlan]]:
+    """`plans` in groups that can share one vmapped program (same `program_key`), in order of
+    first appearance, at most `max_models` per group."""
+    from cnn_jax.train.vmapped import program_key
+
+    if max_models < 1:
+        raise ValueError(f"vmap_models must be >= 1, got {max_models}")
+    by_key: dict[str, list[list[TrialPlan]]] = {}
+    groups: list[list[TrialPlan]] = []
+    for plan in plans:
+        chunks = by_key.setdefault(program_key(plan.trial.config), [])
+        if not chunks or len(chunks[-1]) == max_models:
+            chunks.append([])
+            groups.append(chunks[-1])
+        chunks[-1].append(plan)
+    return groups
+
+
 def cache_dir(workdir: Path, override: str | None = None) -> str:
     return str(Path(override or workdir / "jax_cache").expanduser().resolve())
 
@@ -68,19 +104,22 @@ def _jsonable(config: ml_collections.ConfigDict) -> Any:
 def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
               executor: str = "local", ray_address: str | None = None,
               max_trials: int | None = None, report: bool = True, echo: bool = True,
-              compilation_cache: str | None = None, **ray_options: Any) -> SweepOutcome:
+              compilation_cache: str | None = None, vmap_models: int = VMAP_MODELS,
+              **ray_options: Any) -> SweepOutcome:
     """Plans and runs the sweep in `workdir` (see the module docstring); returns the statuses.
 
     Args:
-      executor: 'local' (trials back to back in this process) or 'ray'.
+      executor: 'local' (trials back to back in this process), 'vmap' (same-shape trials as one
+        vmapped program, up to `vmap_models` per program), 'ray', or 'auto' (`pick_executor`).
       ray_address: the Ray cluster ('auto', 'ray://host:10001'); None starts a local one.
       max_trials: run at most this many trials now (the rest stay pending for a rerun).
       compilation_cache: JAX's persistent compilation cache (default workdir/jax_cache); one
         folder shared by several sweeps lets them reuse each other's programs.
       ray_options: cpus_per_trial, gpus_per_trial, working_dir (see `ray_executor`).
     """
-    if executor not in ("local", "ray"):
-        raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+    executor = pick_executor(executor)
+    if executor == "vmap" and vmap_models < 1:
+        raise ValueError(f"vmap_models must be >= 1, got {vmap_models}")
     workdir = Path(workdir)
     ray_session = None
     if executor == "ray":  # before JAX does anything in this process
@@ -95,7 +134,12 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         todo = todo if max_trials is None else todo[:max_trials]
         log.write(f"{skipped} trials finished or invalid already; running {len(todo)}")
         tables.write_results(workdir)
-        ran, interrupted = _execute(todo, workdir, statuses, log, ray_session, skipped,
+        groups = [[plan] for plan in todo] if executor != "vmap" else vmap_groups(
+            todo, vmap_models)
+        if executor == "vmap":
+            log.write(f"{len(todo)} trials in {len(groups)} vmapped programs "
+                      f"(at most {vmap_models} models each)")
+        ran, interrupted = _execute(groups, workdir, statuses, log, ray_session, skipped,
                                     cache_dir(workdir, compilation_cache), echo, ray_options)
     finally:
         if ray_session is not None:
@@ -136,8 +180,8 @@ def _prepare(sweep_config, workdir: Path, log: SweepLog, executor: str):
     return plans, statuses
 
 
-def _execute(todo, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):
-    """Runs `todo` with the sweep's progress bar; returns (trials run, interrupted)."""
+def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):
+    """Runs the trials of `groups` with the sweep's progress bar; returns (ran, interrupted)."""
     bar = tqdm(total=len(statuses), initial=skipped, desc="sweep", unit="trial", position=0,
                dynamic_ncols=True, file=sys.stderr, disable=not echo)
     ran: list[str] = []
@@ -159,8 +203,9 @@ def _execute(todo, workdir, statuses, log, ray_session, skipped, cache, echo, ra
 
     try:
         if ray_session is None:
-            interrupted = _run_local(todo, workdir, finished, cache)
+            interrupted = _run_local(groups, workdir, finished, cache)
         else:
+            todo = [plan for group in groups for plan in group]
             interrupted = ray_session.run(todo, workdir, finished, cache, **ray_options)
     except KeyboardInterrupt:
         interrupted = True
@@ -169,21 +214,27 @@ def _execute(todo, workdir, statuses, log, ray_session, skipped, cache, echo, ra
     return ran, interrupted
 
 
-def _run_local(todo: list[TrialPlan], workdir: Path, finished, cache: str) -> bool:
-    """Trials back to back in this process (sharing data and compiled programs). SIGINT or
-    SIGTERM stops the sweep: during a trial, the trial saves a checkpoint and ends
-    `interrupted`; between trials, before the next one starts."""
-    from cnn_jax.sweep.worker import run_trial
+def _run_local(groups: list[list[TrialPlan]], workdir: Path, finished, cache: str) -> bool:
+    """Groups back to back in this process (sharing data and compiled programs): a group of one
+    trial trains alone, a larger one as one vmapped program. SIGINT or SIGTERM stops the sweep:
+    during a group, its trials save checkpoints and end `interrupted`; between groups, before
+    the next one starts."""
+    from cnn_jax.sweep.worker import run_group, run_trial
     from cnn_jax.train.devices import enable_compilation_cache
     from cnn_jax.train.interrupts import StopRequests
 
     enable_compilation_cache(cache)
     with StopRequests() as stop:
-        for plan in todo:
+        for group in groups:
             if stop.requested:
                 return True
-            outcome = run_trial(trialdir.trial_dir(workdir, plan.trial.id), plan.trial.config)
-            finished(outcome)
-            if outcome["status"] == "interrupted":
+            directories = [trialdir.trial_dir(workdir, plan.trial.id) for plan in group]
+            if len(group) == 1:
+                outcomes = [run_trial(directories[0], group[0].trial.config)]
+            else:
+                outcomes = run_group(directories, [plan.trial.config for plan in group])
+            for outcome in outcomes:
+                finished(outcome)
+            if any(outcome["status"] == "interrupted" for outcome in outcomes):
                 return True
     return stop.requested

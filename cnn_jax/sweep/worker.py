@@ -1,10 +1,12 @@
-"""Runs one trial in this process: the same function for the local and the Ray executor.
+"""Runs one trial (`run_trial`), or a group of same-shape trials as one vmapped program
+(`run_group`), in this process: the same functions for the local, vmap and Ray executors.
 
 The data set is loaded once per process and reused by every trial with the same data keys (the
 fields `load_for_config` reads: dataset, data_dir, idx_dir, validation_size, train_size,
-test_size, expand, seed). The compiled training step is cached on its static description
-(`cnn_jax.train.steps`), so trials that differ only in learning rate, λ or seed compile nothing;
-`CompileCounter` records how many programs each trial compiled, in trial.json.
+test_size, expand, and the seed for the synthetic set). The compiled training step is cached on
+its static description (`cnn_jax.train.steps`), so trials that differ only in learning rate, λ or
+seed compile nothing; `CompileCounter` records how many programs each trial compiled, in
+trial.json.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ LOADS = collections.Counter()  # data key → loads in this process (for tests a
 
 
 def data_key(config: ml_collections.ConfigDict) -> tuple:
-    return tuple(config[key] for key in DATA_KEYS)
+    """The fields that pick the data (the seed only for the synthetic set, drawn from it)."""
+    return tuple(config[key] for key in DATA_KEYS
+                 if key != "seed" or config.dataset == "synthetic")
 
 
 def dataset_for(config: ml_collections.ConfigDict):
@@ -86,6 +90,78 @@ def run_trial(directory: str | Path, config: ml_collections.ConfigDict, *, execu
     info = read_json(directory / "trial.json", {})
     return {"id": info.get("id", directory.name), "status": status, "results": _plain(results),
             "compiles": count.compiles, "cache_loads": count.cache_loads}
+
+
+def run_group(directories: list[str | Path], configs: list[ml_collections.ConfigDict], *,
+              executor: str = "vmap") -> list[dict[str, Any]]:
+    """Trains same-shape trials as one vmapped program (`cnn_jax.train.vmapped`); returns one
+    outcome per trial, as `run_trial` does.
+
+    The group's output goes to every trial's train.log; its compilations are counted on the first
+    trial. Errors are handled as in `run_trial`, for every trial of the group; a group that cannot
+    resume together (`GroupError`) runs its trials one by one.
+    """
+    from cnn_jax.train.vmapped import GroupError, train_vmapped
+
+    directories = [Path(directory) for directory in directories]
+    for directory in directories:
+        trialdir.start_run(directory, executor)
+    ids = [read_json(d / "trial.json", {}).get("id", d.name) for d in directories]
+    results: list[dict[str, Any]] = []
+    with CompileCounter() as count, contextlib.ExitStack() as files:
+        logs = [files.enter_context((d / "train.log").open("a")) for d in directories]
+        try:
+            with contextlib.redirect_stdout(_Tee(logs)):
+                print(f"trained as one vmapped program with {ids}")
+                results = train_vmapped(configs, directories, dataset=dataset_for(configs[0]))
+        except GroupError as error:
+            regroup = str(error)
+        except ConfigError as error:
+            reason = invalid_reason(error)
+            results = [{"status": "invalid", "reason": reason}] * len(directories)
+        except DataError as error:
+            for directory in directories:
+                write_status(directory, "failed", reason=f"{type(error).__name__}: {error}")
+            raise
+        except Exception as error:  # noqa: BLE001 - one bad group must not stop the sweep
+            for log in logs:
+                log.write(traceback.format_exc())
+            reason = f"{type(error).__name__}: {error}"
+            results = [{"status": "failed", "reason": reason}] * len(directories)
+    if not results:  # GroupError: one by one
+        for directory in directories:
+            trialdir.end_run(directory, "regrouped", reason=regroup)
+        return [run_trial(d, config, executor=executor)
+                for d, config in zip(directories, configs, strict=True)]
+    outcomes = []
+    for index, (directory, result) in enumerate(zip(directories, results, strict=True)):
+        status = result["status"]
+        if status in ("invalid", "failed"):
+            write_status(directory, status, reason=result["reason"])
+        compiles = count.compiles if index == 0 else 0
+        trialdir.end_run(directory, status, compiles=compiles, group=ids,
+                         cache_loads=count.cache_loads if index == 0 else 0,
+                         compile_seconds=count.seconds if index == 0 else 0.0)
+        outcomes.append({"id": ids[index], "status": status, "results": _plain(result),
+                         "compiles": compiles, "cache_loads": count.cache_loads if index == 0
+                         else 0})
+    return outcomes
+
+
+class _Tee:
+    """A text stream that writes to several files."""
+
+    def __init__(self, files: list[Any]):
+        self.files = files
+
+    def write(self, text: str) -> int:
+        for file in self.files:
+            file.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for file in self.files:
+            file.flush()
 
 
 def _plain(results: dict[str, Any]) -> dict[str, Any]:

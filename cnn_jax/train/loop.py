@@ -70,7 +70,8 @@ from cnn_jax.train.workdir import WorkdirLock, prepare_workdir, workdir_failure
 
 FAULT_AFTER_STEPS_ENV = "CNN_JAX_FAULT_AFTER_STEPS"
 FAULT_SIGNAL_ENV = "CNN_JAX_FAULT_SIGNAL"
-TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s")
+TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s",
+               "model_images_per_second")
 
 
 class Diverged(RuntimeError):

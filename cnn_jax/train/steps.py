@@ -173,6 +173,23 @@ def train_steps(
     return jax.jit(run, donate_argnums=(0,))
 
 
+@functools.lru_cache(maxsize=32)
+def vmapped_train_steps(
+    network: Network, loss: str, optimizer: str, schedule: str, batch_size: int, num_steps: int,
+    *, conv_impl: str = "auto", pool_impl: str = "auto", unroll: int = 1, microbatches: int = 0,
+):
+    """`train_steps` for a stack of M same-shape models, as one program (one device).
+
+    jit(run)(states, images, labels, orders, first_batch) -> states: every leaf of `states` and
+    `orders` (M, N) has a leading model axis (each model its own parameters, learning rate, λ,
+    seed and data order); images and labels are shared. The states argument is donated.
+    """
+    run = train_steps(network, loss, optimizer, schedule, batch_size, num_steps, None,
+                      conv_impl=conv_impl, pool_impl=pool_impl, unroll=unroll,
+                      microbatches=microbatches)
+    return jax.jit(jax.vmap(run, in_axes=(0, None, None, 0, None)), donate_argnums=(0,))
+
+
 @functools.lru_cache(maxsize=64)
 def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None = None, *,
                conv_impl: str = "auto", pool_impl: str = "auto"):
@@ -195,6 +212,14 @@ def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None =
         return jnp.sum(w * losses), jnp.sum(w * hits)
 
     return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=32)
+def vmapped_eval_chunk(network: Network, loss: str, chunk_size: int, *, conv_impl: str = "auto",
+                       pool_impl: str = "auto"):
+    """`eval_chunk` for M stacked parameter sets: (Σ weight·loss, Σ weight·correct), each (M,)."""
+    run = eval_chunk(network, loss, chunk_size, None, conv_impl=conv_impl, pool_impl=pool_impl)
+    return jax.jit(jax.vmap(run, in_axes=(0, None, None, None, None)))
 
 
 def all_finite(tree) -> jax.Array:
