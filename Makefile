@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/default
 ARGS ?=
 
-.PHONY: run test lint shapes bench clean
+.PHONY: run test lint shapes bench gpu-check-inputs clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,23 @@ shapes: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m experiments.benchmark $(ARGS)
+
+# What experiments/gpu_check.sh needs on a lent GPU machine (which has jax, flax, optax, orbax and
+# torch, but no network): wheels of the other packages for its Python 3.12, and the Fashion IDX.
+GPU_BINARY_WHEELS := array_record dm-tree
+GPU_PURE_WHEELS := docstring_parser googleapis-common-protos immutabledict ml_collections mlxtend \
+	promise simple-parsing tensorboardX tensorflow-datasets tensorflow-metadata termcolor toml
+GPU_PLATFORMS := --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+pinned = $(shell $(PY) -m pip freeze | grep -i -E '^($(subst $() ,|,$(subst _,.,$(subst -,.,$(1)))))==')
+
+gpu-check-inputs: $(VENV)/.installed
+	rm -rf .whl && mkdir -p .whl .data/fashion-mnist
+	$(PY) -m pip download -q --no-deps --only-binary=:all: $(GPU_PLATFORMS) -d .whl \
+		$(call pinned,$(GPU_BINARY_WHEELS))
+	$(PY) -m pip wheel -q --no-deps -w .whl $(call pinned,$(GPU_PURE_WHEELS))
+	cp /usr/share/datasets/fashion-mnist/*-ubyte.gz .data/fashion-mnist/
+	du -sh .whl .data
 
 clean:
 	rm -rf $(VENV) runs sweeps .pytest_cache
