@@ -144,7 +144,7 @@ class Network:
         plans = self.plan(x.shape[1:])
         self._check_params(params, plans)
         for i, (layer, plan) in enumerate(zip(self.layers, plans, strict=True)):
-            layer_key = None if key is None else jax.random.fold_in(key, i)
+            layer_key = None if key is None else _fold_in(key, i)
             x = layer.apply(params.get(plan.name, {}), x, plan, train=train, key=layer_key)
             if tuple(x.shape[1:]) != plan.output_shape:
                 raise AssertionError(
@@ -156,7 +156,12 @@ class Network:
     def apply(
         self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
     ) -> jax.Array:
-        """Logits (batch, classes) for images x (batch, height, width, channels)."""
+        """Logits (batch, classes) for images x (batch, height, width, channels).
+
+        key (training with dropout): one PRNG key, or one per example, shape (batch,)
+        (`cnn_jax.layers.dropout.example_keys`), which makes the masks independent of how the
+        batch is split.
+        """
         *_, (_, logits) = self._forward(params, x, train, key)
         return logits
 
@@ -184,3 +189,10 @@ class Network:
 def count_params(params: Params) -> int:
     """Number of scalars in a parameter pytree."""
     return sum(int(jnp.size(leaf)) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def _fold_in(key: jax.Array, data: int) -> jax.Array:
+    """`jax.random.fold_in` for one key or a batch of keys."""
+    if key.ndim == 0:
+        return jax.random.fold_in(key, data)
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, data)

@@ -370,6 +370,21 @@ def test_dropout_same_key_same_mask_other_key_other_mask():
     assert not np.array_equal(first, dropout(x, 0.5, jax.random.key(2)))
 
 
+def test_dropout_with_one_key_per_example_masks_each_example_by_its_key():
+    from cnn_jax.layers.dropout import example_keys
+
+    x = jnp.ones((6, 4, 4, 3))
+    keys = example_keys(jax.random.key(7), 6)
+    whole = np.asarray(dropout(x, 0.5, keys))
+    for b in range(6):  # example b alone, or inside any slice, gets the same mask
+        np.testing.assert_array_equal(whole[b:b + 1], dropout(x[b:b + 1], 0.5, keys[b:b + 1]))
+        np.testing.assert_array_equal(
+            whole[b], dropout(x[b], 0.5, jax.random.fold_in(jax.random.key(7), b)))
+    assert not np.array_equal(whole[0], whole[1])
+    with pytest.raises(ValueError, match="5 keys for a batch of 6"):
+        dropout(x, 0.5, keys[:5])
+
+
 def test_dropout_layer_is_identity_in_evaluation_and_with_rate_zero():
     x = jnp.asarray(random_array(0, (4, 10)))
     plan = Dropout(0.5).plan("dropout1", (10,))

@@ -11,8 +11,9 @@ import optax
 import pytest
 
 from cnn_jax.config import base_config
-from cnn_jax.layers import Conv, Dense, Pool, conv2d, pool2d
+from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, pool2d
 from cnn_jax.layers.conv import conv2d_im2col
+from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.presets import preset
@@ -208,9 +209,14 @@ def test_resolve_microbatches(monkeypatch):
     assert [steps.resolve_microbatches(0, b, None, "cpu") for b in (1, 10, 32, 128, 1024)] == [
         1, 2, 2, 8, 16]
     assert steps.resolve_microbatches(0, 128, None, "gpu") == 1
+    # dense layers do half or more of the work: one batch (measured faster); conv-heavy: split
+    fc1000 = Network.from_layers(preset("nielsen_cp2_fc1000_dropout"))
+    fc100 = Network.from_layers(preset("nielsen_cp2_fc100_relu"))
+    assert steps.dense_share(fc1000, (28, 28, 1)) >= 0.5 > steps.dense_share(fc100, (28, 28, 1))
+    assert steps.resolve_microbatches(0, 128, None, "cpu", fc1000, (28, 28, 1)) == 1
+    assert steps.resolve_microbatches(0, 128, None, "cpu", fc100, (28, 28, 1)) == 8
+    assert steps.resolve_microbatches(2, 128, None, "cpu", fc1000, (28, 28, 1)) == 2
     assert steps.resolve_microbatches(4, 128, None, "gpu") == 4
-    with_dropout = Network.from_layers(preset("nielsen_cp2_fc1000_dropout"))
-    assert steps.resolve_microbatches(0, 128, None, "cpu", with_dropout) == 1
     monkeypatch.setenv("CNN_JAX_MICROBATCHES", "1")
     assert steps.resolve_microbatches(0, 128, None, "cpu") == 1
     with pytest.raises(ValueError, match="divide"):
@@ -241,3 +247,30 @@ def test_microbatched_step_is_the_same_sgd_update(microbatches):
     assert int(new.epoch_sums["correct"]) == int(jnp.sum(jnp.argmax(logits, -1) == labels))
     np.testing.assert_allclose(new.epoch_sums["loss"], 8 * cross_entropy(logits, labels),
                                rtol=1e-5)
+
+
+def test_dropout_masks_do_not_depend_on_the_micro_batch_split():
+    """One key per example: 1, 2 or 4 micro-batches give the update computed by hand with the
+    masks of `example_keys(fold_in(state key, step), batch)`."""
+    network = Network.from_layers([Conv(3, 3), Pool("max", 2), Dropout(0.5),
+                                   Dense(10, "identity")])
+    images, labels = data(8)
+    state = state_for(network, (10, 10, 1), batch=8, steps_per_epoch=1, lr=0.1)
+    params = jax.tree_util.tree_map(np.asarray, state.params)
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+    keys = example_keys(step_key, 8)
+    grads = jax.grad(lambda p: cross_entropy(
+        network.apply(p, images, train=True, key=keys), labels))(params)
+    expected = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads)
+    for microbatches in (1, 2, 4):
+        run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
+                                conv_impl="xla", pool_impl="xla", microbatches=microbatches)
+        new = run(jax.tree_util.tree_map(jnp.copy, state), images, labels,
+                  jnp.arange(8, dtype=jnp.int32), jnp.int32(0))
+        for got, want in zip(jax.tree_util.tree_leaves(new.params),
+                             jax.tree_util.tree_leaves(expected), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=microbatches)
+    one_key = jax.grad(lambda p: cross_entropy(
+        network.apply(p, images, train=True, key=step_key), labels))(params)
+    assert not np.allclose(one_key["dense1"]["kernel"], grads["dense1"]["kernel"])
+

@@ -76,7 +76,8 @@ class JaxWorker:
                  "pool_impl": spec.get("pool_impl", "auto"),
                  "microbatches": int(spec.get("microbatches", 0))}
         self.microbatches = steps.resolve_microbatches(impls["microbatches"], batch,
-                                                       network=self.network)
+                                                       network=self.network,
+                                                       input_shape=INPUT_SHAPE)
         self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"],
                                          batch // self.microbatches)
         self.order = steps.epoch_order(jax.random.key(1), 0, count)

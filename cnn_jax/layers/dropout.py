@@ -17,10 +17,25 @@ from cnn_jax.shapes import ShapeError
 
 
 def dropout(x: jax.Array, rate: float | jax.Array, key: jax.Array) -> jax.Array:
-    """Zeroes each element of x with probability `rate`, scales the rest by 1/(1 − rate)."""
+    """Zeroes each element of x with probability `rate`, scales the rest by 1/(1 − rate).
+
+    key: one PRNG key (one mask over all of x), or one key per example, shape (batch,): example
+    b's mask then depends on key[b] alone, so a batch cut into micro-batches or sharded over
+    devices draws the same masks as the whole batch.
+    """
     keep = 1.0 - rate
-    mask = jax.random.bernoulli(key, keep, x.shape)
+    if key.ndim == 0:
+        mask = jax.random.bernoulli(key, keep, x.shape)
+    else:
+        if key.shape != x.shape[:1]:
+            raise ValueError(f"dropout: {key.shape[0]} keys for a batch of {x.shape[0]}")
+        mask = jax.vmap(lambda k: jax.random.bernoulli(k, keep, x.shape[1:]))(key)
     return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
+    """One key per example of a batch: fold_in(key, b) for b in 0..batch_size−1, shape (batch,)."""
+    return jax.vmap(lambda index: jax.random.fold_in(key, index))(jnp.arange(batch_size))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import correct, get_loss, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.train.devices import shard_batch
@@ -55,27 +56,39 @@ def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
 
 
 MAX_MICROBATCHES = 16
+DENSE_SHARE_LIMIT = 0.5
+
+
+def dense_share(network: Network, input_shape: tuple[int, ...]) -> float:
+    """The fraction of a forward pass's multiply-adds spent in dense (fully connected) layers."""
+    plans = network.plan(tuple(input_shape))
+    total = sum(plan.macs for plan in plans)
+    return sum(plan.macs for plan in plans if plan.kind == "dense") / max(total, 1)
 
 
 def resolve_microbatches(requested: int, batch_size: int, mesh: Mesh | None = None,
-                         backend: str | None = None, network: Network | None = None) -> int:
+                         backend: str | None = None, network: Network | None = None,
+                         input_shape: tuple[int, ...] | None = None) -> int:
     """How many equal micro-batches a step's gradient is computed in (0 → auto).
 
     On XLA:CPU the gradients of independent micro-batches run concurrently on the cores, where
     one batch keeps about one core busy: 'auto' splits the batch into the most parts (≤ 16) that
     keep micro-batches of at least min(16, batch/2) examples (10 → 2×5, 128 → 8×16,
-    1024 → 16×64). Elsewhere, with a device mesh, and for networks with dropout (whose masks
-    would then depend on the split, so results on 1 and n devices would differ), one batch.
-    CNN_JAX_MICROBATCHES overrides.
+    1024 → 16×64). That wins where convolutions dominate; where dense layers do half or more of
+    the multiply-adds (given `network` and `input_shape`), smaller matrix products and summing
+    large gradients lose (Nielsen's FC1000 net: 2,610 → 2,371 img/s at batch 10, 3,462 → 2,675 at
+    128), so one batch. Elsewhere, and with a device mesh, one batch. Dropout masks come from one
+    key per example, so they do not depend on the split. CNN_JAX_MICROBATCHES overrides.
     """
     if requested < 0:
         raise ValueError(f"microbatches must be >= 0 (0: auto), got {requested}")
     if requested == 0:
         requested = int(os.environ.get("CNN_JAX_MICROBATCHES", "0"))
     if requested == 0:
-        has_dropout = network is not None and any(
-            layer.kind == "dropout" for layer in network.layers)
-        if mesh is not None or has_dropout or (backend or jax.default_backend()) != "cpu":
+        if mesh is not None or (backend or jax.default_backend()) != "cpu":
+            return 1
+        if network is not None and input_shape is not None \
+                and dense_share(network, input_shape) >= DENSE_SHARE_LIMIT:
             return 1
         smallest = min(16, batch_size // 2)
         candidates = [d for d in range(1, MAX_MICROBATCHES + 1)
@@ -111,35 +124,39 @@ def train_steps(
     """
     loss_fn = get_loss(loss)
     per_device = batch_size // (1 if mesh is None else mesh.size)
-    micro = resolve_microbatches(microbatches, batch_size, mesh, network=network)
-    apply = with_impls(network, conv_impl, pool_impl, per_device // micro).apply
     tx = make_optimizer(optimizer)
+    has_dropout = any(layer.kind == "dropout" for layer in network.layers)
 
-    def data_loss_and_grads(params, x, y, key):
-        """Mean loss, its gradient and the logits, over `micro` independent micro-batches."""
-        def part(x, y, key):
+    def data_loss_and_grads(params, x, y, key, micro, apply):
+        """Mean loss, its gradient and the logits, over `micro` independent micro-batches;
+        dropout draws from one key per example (the same masks for any split)."""
+        keys = example_keys(key, batch_size) if has_dropout else None
+
+        def part(x, y, keys):
             def objective(params):
-                logits = apply(params, x, train=True, key=key)
+                logits = apply(params, x, train=True, key=keys)
                 return loss_fn(logits, y), logits
             return jax.value_and_grad(objective, has_aux=True)(params)
 
         if micro == 1:
-            (loss, logits), grads = part(x, y, key)
+            (loss, logits), grads = part(x, y, keys)
             return loss, grads, logits
         size = batch_size // micro
-        parts = [part(x[i * size:(i + 1) * size], y[i * size:(i + 1) * size],
-                      jax.random.fold_in(key, i)) for i in range(micro)]
+        cuts = [slice(i * size, (i + 1) * size) for i in range(micro)]
+        parts = [part(x[cut], y[cut], None if keys is None else keys[cut]) for cut in cuts]
         loss = sum(p[0][0] for p in parts) / micro
         grads = jax.tree_util.tree_map(lambda *g: sum(g) / micro, *(p[1] for p in parts))
         return loss, grads, jnp.concatenate([p[0][1] for p in parts])
 
-    def one_step(state: TrainState, images, labels, order, batch_index) -> TrainState:
+    def one_step(state: TrainState, images, labels, order, batch_index, micro, apply
+                 ) -> TrainState:
         index = jax.lax.dynamic_slice_in_dim(order, batch_index * batch_size, batch_size)
         x = shard_batch(jnp.take(images, index, axis=0), mesh)
         y = jnp.take(labels, index, axis=0)
         dropout_key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
 
-        data_loss, grads, logits = data_loss_and_grads(state.params, x, y, dropout_key)
+        data_loss, grads, logits = data_loss_and_grads(state.params, x, y, dropout_key, micro,
+                                                       apply)
         penalty = jax.grad(l2_penalty)(state.params, state.hyper["l2"])
         grads = jax.tree_util.tree_map(jnp.add, grads, penalty)
         hyperparams = {
@@ -161,11 +178,15 @@ def train_steps(
         )
 
     def run(state, images, labels, order, first_batch):
+        micro = resolve_microbatches(microbatches, batch_size, mesh, network=network,
+                                     input_shape=images.shape[1:])
+        apply = with_impls(network, conv_impl, pool_impl, per_device // micro).apply
         if num_steps == 1:
-            return one_step(state, images, labels, order, first_batch)
+            return one_step(state, images, labels, order, first_batch, micro, apply)
 
         def body(carry, offset):
-            return one_step(carry, images, labels, order, first_batch + offset), None
+            return one_step(carry, images, labels, order, first_batch + offset, micro,
+                            apply), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(num_steps), unroll=unroll)
         return state
