@@ -207,7 +207,7 @@ def test_train_step_matches_optax_momentum_reference():
 def test_resolve_microbatches(monkeypatch):
     monkeypatch.delenv("CNN_JAX_MICROBATCHES", raising=False)
     assert [steps.resolve_microbatches(0, b, None, "cpu") for b in (1, 10, 32, 128, 1024)] == [
-        1, 2, 2, 8, 16]
+        1, 2, 2, 8, 8]
     assert steps.resolve_microbatches(0, 128, None, "gpu") == 1
     # dense layers do half or more of the work: one batch (measured faster); conv-heavy: split
     fc1000 = Network.from_layers(preset("nielsen_cp2_fc1000_dropout"))

@@ -20,7 +20,8 @@ from cnn_jax.sweep import trialdir
 from cnn_jax.train.logs import atomic_write_text, read_json
 
 METRICS = ("test_accuracy", "best_val_accuracy", "final_test_accuracy", "best_epoch", "epochs",
-           "train_time_s", "compile_time_s", "images_per_second")
+           "train_time_s", "compile_time_s", "images_per_second", "vmapped_models",
+           "model_images_per_second")
 AGGREGATED = ("test_accuracy", "best_val_accuracy", "train_time_s", "compile_time_s",
               "images_per_second")
 

@@ -326,6 +326,9 @@ class _Group:
         for index in np.flatnonzero(self.alive):
             results = _summary(self.histories[index], status="done", step=step)
             results.update(compile_time_s=compile_seconds)
+            if self.histories[index]:
+                results["model_images_per_second"] = \
+                    self.histories[index][-1].get("model_images_per_second")
             _finish(self.contexts[index], unstack_state(state, int(index)),
                     self.histories[index], results)
             self.outcomes[index] = results
@@ -380,10 +383,9 @@ class _Group:
             )
             self.histories[index].append(record)
             scores[int(index)] = _selection_score(record)
-        best = np.nanmax(np.where(self.alive, val_accuracy, np.nan)) if self.alive.any() \
-            and not np.isnan(val_accuracy).all() else None
+        alive_val = val_accuracy[self.alive & ~np.isnan(val_accuracy)]
         progress.update(step, models=int(self.alive.sum()),
-                        best_val=None if best is None else round(float(best), 4),
+                        best_val=round(float(alive_val.max()), 4) if alive_val.size else None,
                         model_img_s=round(len(self.contexts) * images / max(seconds, 1e-9)))
         return scores
 
