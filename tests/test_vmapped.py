@@ -84,6 +84,21 @@ def test_a_group_reproduces_one_run_per_trial(runs):
     assert len(set(losses)) == 3  # learning rate, λ and seed each changed the training
 
 
+def test_fused_scan_chunks_as_on_an_accelerator_give_the_same_training(runs, tmp_path):
+    """strategy 'scan' (the GPU/TPU default): chunks of 15 steps and a tail of 10 per epoch of
+    40, fused by `lax.scan` inside the vmapped program; the same numbers as one step per call."""
+    configs = [config.copy_and_resolve_references() for config in runs["configs"]]
+    for config in configs:
+        config.strategy, config.log_every_steps = "scan", 15
+    workdirs = [tmp_path / f"m{i}" for i in range(len(configs))]
+    results = train_vmapped(configs, workdirs, dataset=runs["dataset"])
+    assert [r["status"] for r in results] == ["done"] * 3
+    for workdir, reference in zip(workdirs, runs["together"], strict=True):
+        assert_close_records(reference, workdir)
+        # chunks end at 15, 30, 40 | 55, 70, 80; a record where a multiple of 15 was passed
+        assert [r["step"] for r in read_records(workdir, ("train",))] == [15, 30, 55, 70, 80]
+
+
 def test_a_finished_group_returns_its_results_without_training(runs):
     again = train_vmapped(runs["configs"], runs["together"], dataset=runs["dataset"])
     assert [without_timing(r) for r in again] == \
