@@ -8,6 +8,8 @@ forces the CPU backend; `script_env()` gives subprocesses the same environment.
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -177,3 +180,33 @@ def read_tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
             for value in event.summary.value:
                 scalars.setdefault(value.tag, {})[event.step] = value.simple_value
     return scalars
+
+
+SWEEPS = REPO / "configs" / "sweeps"
+
+
+def load_config_file(path: Path) -> ml_collections.ConfigDict:
+    """The config of a config file (`get_config()`)."""
+    spec = importlib.util.spec_from_file_location(f"sweep_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def tiny_sweep() -> ml_collections.ConfigDict:
+    """configs/sweeps/tiny.py on the synthetic data set, without progress bars."""
+    config = load_config_file(SWEEPS / "tiny.py")
+    config.base.dataset = "synthetic"
+    config.base.progress = False
+    return config
+
+
+def sweep_of(axes, seeds=(0,), base=None) -> ml_collections.ConfigDict:
+    """A sweep config of `axes` and `seeds` over `base` (default: the tiny sweep's base)."""
+    return ml_collections.ConfigDict(
+        {"base": base or tiny_sweep().base, "axes": axes, "seeds": list(seeds)})
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as file:
+        return list(csv.DictReader(file))

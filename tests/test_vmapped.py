@@ -18,8 +18,11 @@ from conftest import (
     assert_trees_equal,
     checkpoint,
     leaves,
+    read_csv,
     read_records,
+    sweep_of,
     tiny_config,
+    tiny_sweep,
     without_timing,
 )
 
@@ -207,8 +210,6 @@ def test_vmap_groups_keep_grid_order_and_split_at_max_models():
 
 
 def test_a_vmap_sweep_trains_each_architecture_as_one_program(train_env, tmp_path):
-    from test_sweep import read_csv, sweep_of, tiny_sweep
-
     base = tiny_sweep().base
     base.model.layers[0]["features"] = 2
     config = sweep_of([{"product": {"model.layers[0].kernel": [3, 5],
