@@ -23,7 +23,7 @@ from conftest import (
 from cnn_jax.config import build_network, config_to_json, with_defaults
 from cnn_jax.summary import shape_table
 from cnn_jax.train import train_and_evaluate
-from cnn_jax.train.loop import _summary
+from cnn_jax.train.run_summary import summarize
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -115,14 +115,14 @@ def epoch_record(epoch, val, test):
 def test_summary_takes_test_accuracy_at_the_earliest_best_validation_epoch():
     history = [epoch_record(1, 0.90, 0.91), epoch_record(2, 0.95, 0.93),
                epoch_record(3, 0.95, 0.97), epoch_record(4, 0.94, 0.99)]
-    results = _summary(history, status="done")
+    results = summarize(history, status="done")
     assert results["best_epoch"] == 2 and results["test_accuracy_at_best_val"] == 0.93
     assert results["final_test_accuracy"] == 0.99 and results["epochs"] == 4
 
 
 def test_summary_without_validation_never_selects_on_test_data():
     history = [epoch_record(1, None, 0.99), epoch_record(2, None, 0.90)]
-    results = _summary(history, status="done")
+    results = summarize(history, status="done")
     assert results["best_epoch"] == 2 and results["test_accuracy_at_best_val"] == 0.90
     assert results["selection"].startswith("final epoch")
 

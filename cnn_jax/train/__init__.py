@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Diverged": "cnn_jax.train.loop",
+    "Diverged": "cnn_jax.train.training_loop",
     "pick_strategy": "cnn_jax.train.loop",
     "train_and_evaluate": "cnn_jax.train.loop",
     "WorkdirError": "cnn_jax.train.workdir",

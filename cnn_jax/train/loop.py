@@ -16,6 +16,10 @@ The script, the sweeps, the benchmarks and the tests all call it. It
 * writes metrics.jsonl (the shape table first), TensorBoard events, checkpoints, plots,
   status.json and results.json, each appended or replaced atomically.
 
+The loop over epochs and chunks itself is `cnn_jax.train.training_loop.TrainingLoop` (shared
+with `cnn_jax.train.vmapped`); this module's `SingleRun` fills it in for one model, and
+`cnn_jax.train.run_summary` turns the log into results.json.
+
 Reproducibility: the data order of an epoch is a pure function of (seed, epoch), dropout keys
 fold in the step, and the running sums of the current epoch live in the checkpointed state, so a
 run killed at any point and rerun with the same command ends with bitwise the same parameters
@@ -34,18 +38,13 @@ same command goes on.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import signal
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from cnn_jax.config import ConfigError, validate_config, with_defaults
@@ -56,47 +55,29 @@ from cnn_jax.train.devices import describe_devices, device_count, make_mesh, rep
 from cnn_jax.train.inputs import EvalSet, eval_set, load_for_config
 from cnn_jax.train.interrupts import StopRequests
 from cnn_jax.train.logs import (
-    TEMP_SUFFIX,
     MetricsLog,
     atomic_write_json,
-    read_json,
     read_jsonl,
-    read_status,
     write_status,
 )
 from cnn_jax.train.progress import Progress
+from cnn_jax.train.run_summary import (
+    epoch_records,
+    finish_run,
+    finished_results,
+    none_if_nan,
+    selection_score,
+    summarize,
+)
 from cnn_jax.train.state import TrainState, create_state, reset_epoch_sums
+from cnn_jax.train.training_loop import (
+    Diverged,
+    RunContext,
+    TrainingLoop,
+    jitted_epoch_order,
+    state_is_finite,
+)
 from cnn_jax.train.workdir import WorkdirLock, prepare_workdir, workdir_failure
-
-FAULT_AFTER_STEPS_ENV = "CNN_JAX_FAULT_AFTER_STEPS"
-FAULT_SIGNAL_ENV = "CNN_JAX_FAULT_SIGNAL"
-TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_time_s",
-               "model_images_per_second")
-
-
-class Diverged(RuntimeError):
-    """NaN or infinity in the loss, the parameters or the optimizer state."""
-
-    def __init__(self, message: str, step: int):
-        super().__init__(message)
-        self.step = step
-
-
-@dataclasses.dataclass
-class RunContext:
-    """What one run works with, fixed after setup."""
-
-    config: ml_collections.ConfigDict
-    workdir: Path
-    network: Any
-    mesh: Any
-    train_images: jax.Array
-    train_labels: jax.Array
-    val: EvalSet
-    test: EvalSet
-    steps_per_epoch: int
-    chunk_steps: int
-    log: MetricsLog
 
 
 def pick_strategy(strategy: str) -> str:
@@ -131,20 +112,12 @@ def train_and_evaluate(
     validate_config(config, dataset=dataset)
     with WorkdirLock(workdir):
         prepare_workdir(workdir, config, overwrite=overwrite)
-        finished = _finished_results(workdir)
+        finished = finished_results(workdir)
         if finished is not None:
             print(f"{workdir}: already done (results.json); pass --overwrite to train again")
             return finished
         with StopRequests() as stop:
             return _run(config, workdir, dataset, stop)
-
-
-def _finished_results(workdir: Path) -> dict[str, Any] | None:
-    results = read_json(workdir / "results.json")
-    if read_status(workdir) == "done" and isinstance(results, dict) \
-            and results.get("status") == "done":
-        return results
-    return None
 
 
 def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
@@ -170,7 +143,7 @@ def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
         state = create_state(network, config, dataset.image_shape, steps_per_epoch)
         if restored_step is not None:
             state = checkpointer.restore(state, restored_step)
-            history = _epochs(log.truncate_after(restored_step))
+            history = epoch_records(log.truncate_after(restored_step))
             print(f"resuming {workdir} from step {restored_step}")
         else:
             log.truncate_after(-1)
@@ -191,10 +164,10 @@ def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
         state = replicate(state, mesh)
         write_status(workdir, "running", step=int(jax.device_get(state.step)), pid=os.getpid())
         try:
-            results = _train(context, state, checkpointer, history, stop)
+            results = SingleRun(context, checkpointer, history, stop).run(state)
         except Diverged as error:
             log.write("diverged", error.step, reason=str(error))
-            results = _summary(_epochs(read_jsonl(log.path)), status="diverged",
+            results = summarize(epoch_records(read_jsonl(log.path)), status="diverged",
                                reason=str(error), step=error.step)
             print(f"diverged: {error}; metrics and the last good checkpoint are kept",
                   file=sys.stderr)
@@ -218,24 +191,6 @@ def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
                     pass
 
 
-def _epochs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("kind") == "epoch"]
-
-
-def _crossed(step: int, num_steps: int, every: int) -> bool:
-    """Whether a multiple of `every` lies in (step - num_steps, step]."""
-    return every > 0 and step // every > (step - num_steps) // every
-
-
-def _fault_injection() -> tuple[int, signal.Signals] | None:
-    """(step, signal) from CNN_JAX_FAULT_AFTER_STEPS / CNN_JAX_FAULT_SIGNAL, or None."""
-    text = os.environ.get(FAULT_AFTER_STEPS_ENV, "").strip()
-    if not text:
-        return None
-    name = os.environ.get(FAULT_SIGNAL_ENV, "SIGKILL").strip().upper()
-    return int(text), signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-
-
 def _evaluate(context: RunContext, params, split: EvalSet) -> tuple[float, float]:
     """(mean loss, accuracy) on an evaluation split; (nan, nan) if it is empty."""
     if split.size == 0:
@@ -250,118 +205,66 @@ def _evaluate(context: RunContext, params, split: EvalSet) -> tuple[float, float
     return float(loss_sum) / split.size, float(hits) / split.size
 
 
-def _compile(context: RunContext, state: TrainState, order: jax.Array, sizes: set[int]):
-    """{num_steps: compiled program} for the chunk lengths a run needs; seconds spent."""
-    started = time.perf_counter()
-    programs = {}
-    for num_steps in sorted(sizes):
-        jitted = compiled.train_steps(
-            context.network, context.config.loss, context.config.optimizer,
-            context.config.schedule, context.config.batch_size, num_steps, context.mesh)
-        programs[num_steps] = jitted.lower(
-            state, context.train_images, context.train_labels, order, jnp.int32(0)).compile()
-    return programs, time.perf_counter() - started
+class SingleRun(TrainingLoop):
+    """One model (possibly data-parallel over a mesh): a NaN raises `Diverged`."""
 
+    def __init__(self, context: RunContext, checkpointer: Checkpointer,
+                 history: list[dict[str, Any]], stop: StopRequests):
+        super().__init__(context, stop)
+        self.checkpointer, self.history = checkpointer, history
+        self.data_key = jax.random.fold_in(jax.random.key(self.config.seed), 1)
 
-_epoch_order = jax.jit(compiled.epoch_order, static_argnums=2)
+    def step_of(self, state: TrainState) -> int:
+        return int(jax.device_get(state.step))
 
+    def orders(self, epoch: int) -> jax.Array:
+        return jitted_epoch_order(self.data_key, epoch, len(self.context.train_labels))
 
-@jax.jit
-def _state_is_finite(state: TrainState) -> jax.Array:
-    """No NaN/inf in the epoch's loss sum, the parameters or the optimizer state."""
-    return jnp.isfinite(state.epoch_sums["loss"]) & compiled.all_finite(
-        (state.params, state.opt_state))
+    def program(self, num_steps: int):
+        config = self.config
+        return compiled.train_steps(self.context.network, config.loss, config.optimizer,
+                                    config.schedule, config.batch_size, num_steps,
+                                    self.context.mesh)
 
-
-def _train(context: RunContext, state: TrainState, checkpointer: Checkpointer,
-           history: list[dict[str, Any]], stop: StopRequests) -> dict[str, Any]:
-    config, log = context.config, context.log
-    spe, chunk = context.steps_per_epoch, context.chunk_steps
-    total_steps = spe * config.num_epochs
-    step = int(jax.device_get(state.step))
-    data_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-    count = len(context.train_labels)
-    order_fn = _epoch_order
-    finite = _state_is_finite
-    fault = _fault_injection()
-
-    def check_finite(state: TrainState, step: int) -> None:
-        if not bool(finite(state)):
+    def check_finite(self, state: TrainState, step: int) -> None:
+        if not bool(state_is_finite(state)):
             raise Diverged(f"the training loss or the parameters became NaN or inf by step "
-                           f"{step} (learning rate {config.learning_rate})", step)
+                           f"{step} (learning rate {self.config.learning_rate})", step)
 
-    programs, compile_seconds = {}, 0.0
-    if step < total_steps:
-        sizes = {chunk} | ({spe % chunk} if spe % chunk else set())
-        programs, compile_seconds = _compile(context, state, order_fn(data_key, 0, count), sizes)
+    def log_train(self, state: TrainState, epoch: int, step: int, progress: Progress) -> None:
+        sums = jax.device_get(state.epoch_sums)
+        seen = max(int(sums["count"]), 1)
+        loss, accuracy = float(sums["loss"]) / seen, float(sums["correct"]) / seen
+        if not math.isfinite(loss):
+            raise Diverged(f"the training loss became {loss} by step {step}", step)
+        self.context.log.write("train", step, epoch=epoch + 1, loss=loss, accuracy=accuracy)
+        progress.update(step, loss=loss, accuracy=accuracy)
 
-    progress = Progress(total_steps, step, enabled=config.progress)
-    try:
-        for epoch in range(step // spe, config.num_epochs):
-            order = order_fn(data_key, epoch, count)
-            batch = first_batch = step - epoch * spe
-            epoch_start = time.perf_counter()
-            while batch < spe:
-                if stop.requested:
-                    return _interrupt(context, state, step, checkpointer, history, stop,
-                                      check_finite)
-                num_steps = min(chunk - batch % chunk, spe - batch)  # chunks aligned in epoch
-                state = programs[num_steps](state, context.train_images, context.train_labels,
-                                            order, jnp.int32(batch))
-                batch, step = batch + num_steps, step + num_steps
-                checked = _crossed(step, num_steps, config.nan_check_every) or batch == spe
-                if checked:
-                    check_finite(state, step)
-                if _crossed(step, num_steps, config.log_every_steps):
-                    sums = jax.device_get(state.epoch_sums)
-                    seen = max(int(sums["count"]), 1)
-                    loss = float(sums["loss"]) / seen
-                    if not math.isfinite(loss):
-                        raise Diverged(f"the training loss became {loss} by step {step}", step)
-                    log.write("train", step, epoch=epoch + 1, loss=loss,
-                              accuracy=float(sums["correct"]) / seen)
-                    progress.update(step, loss=loss, accuracy=float(sums["correct"]) / seen)
-                else:
-                    progress.update(step)
-                if batch < spe and _crossed(step, num_steps, config.checkpoint_every_steps):
-                    if not checked:
-                        check_finite(state, step)
-                    checkpointer.save(state)
-                if fault is not None and _crossed(step, num_steps, fault[0]) \
-                        and step - num_steps < fault[0]:
-                    jax.block_until_ready(state)
-                    os.kill(os.getpid(), fault[1])
-            jax.block_until_ready(state)
-            seconds = time.perf_counter() - epoch_start
-            images = (spe - first_batch) * config.batch_size
-            record = _end_epoch(context, state, epoch, step, seconds, images)
-            history.append(record)
-            state = reset_epoch_sums(state)
-            checkpointer.save(state, score=_selection_score(record))
-            progress.update(step, val_acc=record["val_accuracy"],
-                            test_acc=record["test_accuracy"], img_s=record["images_per_second"])
-    finally:
-        progress.close()
-    results = _summary(history, status="done", step=step)
-    results.update(compile_time_s=compile_seconds)
-    _finish(context, state, history, results)
-    return results
+    def save(self, state: TrainState) -> None:
+        self.checkpointer.save(state)
 
+    def end_epoch(self, state: TrainState, epoch: int, step: int, seconds: float, images: int,
+                  progress: Progress) -> TrainState:
+        record = _end_epoch(self.context, state, epoch, step, seconds, images)
+        self.history.append(record)
+        state = reset_epoch_sums(state)
+        self.checkpointer.save(state, score=selection_score(record))
+        progress.update(step, val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
+                        img_s=record["images_per_second"])
+        return state
 
-def _interrupt(context: RunContext, state: TrainState, step: int, checkpointer: Checkpointer,
-               history: list[dict[str, Any]], stop: StopRequests, check_finite) -> dict[str, Any]:
-    jax.block_until_ready(state)
-    check_finite(state, step)
-    checkpointer.save(state)
-    print(f"\nstopped by {stop.signal_name} at step {step}; checkpoint saved; rerun the same "
-          f"command to go on", file=sys.stderr)
-    return _summary(history, status="interrupted", step=step)
+    def interrupt(self, state: TrainState, step: int) -> dict[str, Any]:
+        self.check_finite(state, step)
+        self.checkpointer.save(state)
+        print(f"\nstopped by {self.stop.signal_name} at step {step}; checkpoint saved; rerun the "
+              f"same command to go on", file=sys.stderr)
+        return summarize(self.history, status="interrupted", step=step)
 
-
-def _selection_score(record: dict[str, Any]) -> float:
-    """What picks the best checkpoint: validation accuracy, or the epoch without validation."""
-    value = record.get("val_accuracy")
-    return float(record["epoch"]) if value is None else float(value)
+    def finish(self, state: TrainState, step: int, compile_seconds: float) -> dict[str, Any]:
+        results = summarize(self.history, status="done", step=step)
+        results.update(compile_time_s=compile_seconds)
+        finish_run(self.context, state, self.history, results)
+        return results
 
 
 def _end_epoch(context: RunContext, state: TrainState, epoch: int, step: int,
@@ -372,81 +275,10 @@ def _end_epoch(context: RunContext, state: TrainState, epoch: int, step: int,
     test_loss, test_accuracy = _evaluate(context, state.params, context.test)
     return context.log.write(
         "epoch", step, epoch=epoch + 1, train_loss=float(sums["loss"]) / count,
-        train_accuracy=float(sums["correct"]) / count, val_loss=_none_if_nan(val_loss),
-        val_accuracy=_none_if_nan(val_accuracy), test_loss=_none_if_nan(test_loss),
-        test_accuracy=_none_if_nan(test_accuracy), epoch_time_s=seconds,
+        train_accuracy=float(sums["correct"]) / count, val_loss=none_if_nan(val_loss),
+        val_accuracy=none_if_nan(val_accuracy), test_loss=none_if_nan(test_loss),
+        test_accuracy=none_if_nan(test_accuracy), epoch_time_s=seconds,
         images_per_second=images / max(seconds, 1e-9),
     )
 
 
-def _none_if_nan(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _summary(history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """Nielsen's protocol: the test accuracy at the epoch of best validation accuracy (the
-    earliest on ties), next to the final test accuracy. Without a validation split no epoch is
-    chosen on test data: the final epoch is reported."""
-    results: dict[str, Any] = {"epochs": len(history), **extra}
-    if not history:
-        return results
-    has_val = any(r.get("val_accuracy") is not None for r in history)
-    if has_val:
-        best = max(history, key=lambda r: (_selection_score(r), -r["epoch"]))
-        selection = "best validation accuracy"
-    else:
-        best, selection = history[-1], "final epoch (no validation split)"
-    final = history[-1]
-    results.update(
-        selection=selection, best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
-        test_accuracy_at_best_val=best["test_accuracy"],
-        final_test_accuracy=final["test_accuracy"], final_val_accuracy=final["val_accuracy"],
-        final_train_loss=final["train_loss"], final_train_accuracy=final["train_accuracy"],
-        images_per_second=final["images_per_second"],
-        train_time_s=sum(r["epoch_time_s"] for r in history),
-    )
-    return results
-
-
-def _finish(context: RunContext, state: TrainState, history: list[dict[str, Any]],
-            results: dict[str, Any]) -> None:
-    config = context.config
-    if config.plots:
-        try:
-            results["plots"] = _plot(context, state, history)
-        except Exception as error:  # a figure must never cost a finished run its results
-            results["plots_error"] = f"{type(error).__name__}: {error}"
-            print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
-    test, final = results.get("test_accuracy_at_best_val"), results.get("final_test_accuracy")
-    print(
-        f"done: {results['epochs']} epochs, test accuracy {_fmt(test)} at epoch "
-        f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
-        f"train {results.get('train_time_s', 0.0):.1f} s, compile "
-        f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):.0f} img/s; "
-        f"workdir {context.workdir}"
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
-def _plot(context: RunContext, state: TrainState, history: list[dict[str, Any]]) -> list[str]:
-    """Kernels, feature maps and learning curves as PNGs in the workdir, each renamed into place
-    from a temp folder so that a kill never leaves a half-written image."""
-    from cnn_jax import plots
-
-    params = jax.device_get(state.params)
-    workdir = context.workdir
-    with tempfile.TemporaryDirectory(dir=workdir, prefix=".plots.", suffix=TEMP_SUFFIX) as temp:
-        temp = Path(temp)
-        plots.plot_network_kernels(context.network, params, temp)
-        if context.test.size:
-            image = jax.device_get(context.test.images[0])
-            plots.plot_feature_maps_for(context.network, params, image,
-                                        temp / "feature_maps.png")
-        plots.plot_learning_curves(history, temp / "learning_curves.png")
-        names = sorted(path.name for path in temp.glob("*.png"))
-        for name in names:
-            os.replace(temp / name, workdir / name)
-    return names

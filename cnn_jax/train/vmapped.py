@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,22 +42,23 @@ from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.inputs import EvalSet, eval_set, load_for_config
 from cnn_jax.train.interrupts import StopRequests
 from cnn_jax.train.logs import MetricsLog, atomic_write_json, read_jsonl, write_status
-from cnn_jax.train.loop import (
-    RunContext,
-    _crossed,
-    _epoch_order,
-    _epochs,
-    _fault_injection,
-    _finish,
-    _finished_results,
-    _none_if_nan,
-    _selection_score,
-    _state_is_finite,
-    _summary,
-    pick_strategy,
-)
+from cnn_jax.train.loop import pick_strategy
 from cnn_jax.train.progress import Progress
+from cnn_jax.train.run_summary import (
+    epoch_records,
+    finish_run,
+    finished_results,
+    none_if_nan,
+    selection_score,
+    summarize,
+)
 from cnn_jax.train.state import TrainState, create_state, reset_epoch_sums
+from cnn_jax.train.training_loop import (
+    RunContext,
+    TrainingLoop,
+    jitted_epoch_order,
+    state_is_finite,
+)
 from cnn_jax.train.workdir import WorkdirLock, prepare_workdir, workdir_failure
 
 VALUE_KEYS = ("learning_rate", "l2", "momentum", "seed")
@@ -105,7 +105,7 @@ def train_vmapped(
         for workdir, config in zip(workdirs, configs, strict=True):
             stack.enter_context(WorkdirLock(workdir))
             prepare_workdir(workdir, config, overwrite=overwrite)
-        results = [_finished_results(workdir) for workdir in workdirs]
+        results = [finished_results(workdir) for workdir in workdirs]
         pending = [i for i, result in enumerate(results) if result is None]
         if pending:
             stop = stack.enter_context(StopRequests())
@@ -186,7 +186,7 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], dataset
                 histories.append([])
             else:
                 state = checkpointer.restore(state, start)
-                histories.append(_epochs(log.truncate_after(start)))
+                histories.append(epoch_records(log.truncate_after(start)))
             states.append(state)
         print(f"{dataset.describe()}\n{format_table(rows)}")
         print(f"devices: {describe_devices()}; {len(configs)} models in one vmapped program; "
@@ -203,8 +203,7 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], dataset
         ]
         for workdir in workdirs:
             write_status(workdir, "running", step=start or 0, pid=os.getpid(), vmapped=True)
-        group = _Group(contexts, checkpointers, histories, stop)
-        outcomes = group.train(stack_states(states))
+        outcomes = _Group(contexts, checkpointers, histories, stop).run(stack_states(states))
         for workdir, outcome in zip(workdirs, outcomes, strict=True):
             outcome.update(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows),
                            vmapped_models=len(configs))
@@ -223,118 +222,57 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], dataset
                 resource.close()
 
 
-_group_is_finite = jax.jit(jax.vmap(_state_is_finite))
+_group_is_finite = jax.jit(jax.vmap(state_is_finite))
 
 
-class _Group:
-    """The training loop of `train_and_evaluate` over a stacked state, bookkeeping per model."""
+class _Group(TrainingLoop):
+    """`TrainingLoop` over a stacked state, with the bookkeeping of every model: a model that
+    diverges is recorded and left out of logs and checkpoints while the others go on."""
 
     def __init__(self, contexts: list[RunContext], checkpointers: list[Checkpointer],
                  histories: list[list[dict[str, Any]]], stop: StopRequests):
-        self.contexts, self.checkpointers = contexts, checkpointers
-        self.histories, self.stop = histories, stop
-        self.config = contexts[0].config
+        super().__init__(contexts[0], stop)
+        self.contexts, self.checkpointers, self.histories = contexts, checkpointers, histories
         self.alive = np.ones(len(contexts), bool)
         self.outcomes: list[dict[str, Any] | None] = [None] * len(contexts)
+        self.data_keys = [jax.random.fold_in(jax.random.key(c.config.seed), 1) for c in contexts]
+
+    def step_of(self, state: TrainState) -> int:
+        return int(jax.device_get(state.step[0]))
+
+    def orders(self, epoch: int) -> jax.Array:
+        count = len(self.context.train_labels)
+        return jnp.stack([jitted_epoch_order(key, epoch, count) for key in self.data_keys])
+
+    def program(self, num_steps: int):
+        config = self.config
+        return compiled.vmapped_train_steps(self.context.network, config.loss, config.optimizer,
+                                            config.schedule, config.batch_size, num_steps)
+
+    def training(self) -> bool:
+        return bool(self.alive.any())
 
     def _diverge(self, index: int, step: int, reason: str) -> None:
         context = self.contexts[index]
         self.alive[index] = False
         context.log.write("diverged", step, reason=reason)
-        self.outcomes[index] = _summary(_epochs(read_jsonl(context.log.path)), status="diverged",
-                                        reason=reason, step=step)
+        self.outcomes[index] = summarize(epoch_records(read_jsonl(context.log.path)),
+                                         status="diverged", reason=reason, step=step)
         print(f"{context.workdir}: diverged: {reason}", file=sys.stderr)
 
-    def _check_finite(self, state: TrainState, step: int) -> None:
+    def check_finite(self, state: TrainState, step: int) -> None:
         finite = np.asarray(jax.device_get(_group_is_finite(state)))
         for index in np.flatnonzero(self.alive & ~finite):
             rate = self.contexts[index].config.learning_rate
             self._diverge(int(index), step, f"the training loss or the parameters became NaN or "
                                             f"inf by step {step} (learning rate {rate})")
 
-    def _save(self, state: TrainState, scores: dict[int, float] | None = None) -> None:
+    def save(self, state: TrainState, scores: dict[int, float] | None = None) -> None:
         for index in np.flatnonzero(self.alive):
             score = None if scores is None else scores[int(index)]
             self.checkpointers[index].save(unstack_state(state, int(index)), score=score)
 
-    def _compile(self, state: TrainState, orders: jax.Array, sizes: set[int]):
-        started = time.perf_counter()
-        context, config = self.contexts[0], self.config
-        programs = {}
-        for num_steps in sorted(sizes):
-            jitted = compiled.vmapped_train_steps(
-                context.network, config.loss, config.optimizer, config.schedule,
-                config.batch_size, num_steps)
-            programs[num_steps] = jitted.lower(state, context.train_images, context.train_labels,
-                                               orders, jnp.int32(0)).compile()
-        return programs, time.perf_counter() - started
-
-    def _orders(self, epoch: int) -> jax.Array:
-        count = len(self.contexts[0].train_labels)
-        return jnp.stack([
-            _epoch_order(jax.random.fold_in(jax.random.key(context.config.seed), 1), epoch, count)
-            for context in self.contexts])
-
-    def train(self, state: TrainState) -> list[dict[str, Any]]:
-        config, context = self.config, self.contexts[0]
-        spe, chunk = context.steps_per_epoch, context.chunk_steps
-        total_steps = spe * config.num_epochs
-        step = int(jax.device_get(state.step[0]))
-        programs, compile_seconds = {}, 0.0
-        if step < total_steps:
-            sizes = {chunk} | ({spe % chunk} if spe % chunk else set())
-            programs, compile_seconds = self._compile(state, self._orders(0), sizes)
-        fault = _fault_injection()
-        progress = Progress(total_steps, step, enabled=config.progress)
-        try:
-            for epoch in range(step // spe, config.num_epochs):
-                if not self.alive.any():
-                    break
-                orders = self._orders(epoch)
-                batch = first_batch = step - epoch * spe
-                epoch_start = time.perf_counter()
-                while batch < spe:
-                    if self.stop.requested:
-                        return self._interrupt(state, step)
-                    num_steps = min(chunk - batch % chunk, spe - batch)
-                    state = programs[num_steps](state, context.train_images,
-                                                context.train_labels, orders, jnp.int32(batch))
-                    batch, step = batch + num_steps, step + num_steps
-                    checked = _crossed(step, num_steps, config.nan_check_every) or batch == spe
-                    if checked:
-                        self._check_finite(state, step)
-                    if _crossed(step, num_steps, config.log_every_steps):
-                        self._log_train(state, epoch, step, progress)
-                    else:
-                        progress.update(step)
-                    if batch < spe and _crossed(step, num_steps, config.checkpoint_every_steps):
-                        if not checked:
-                            self._check_finite(state, step)
-                        self._save(state)
-                    if fault is not None and _crossed(step, num_steps, fault[0]) \
-                            and step - num_steps < fault[0]:
-                        jax.block_until_ready(state)
-                        os.kill(os.getpid(), fault[1])
-                jax.block_until_ready(state)
-                seconds = time.perf_counter() - epoch_start
-                scores = self._end_epoch(state, epoch, step, seconds,
-                                         (spe - first_batch) * config.batch_size, progress)
-                state = reset_epoch_sums(state)
-                self._save(state, scores)
-        finally:
-            progress.close()
-        for index in np.flatnonzero(self.alive):
-            results = _summary(self.histories[index], status="done", step=step)
-            results.update(compile_time_s=compile_seconds)
-            if self.histories[index]:
-                results["model_images_per_second"] = \
-                    self.histories[index][-1].get("model_images_per_second")
-            _finish(self.contexts[index], unstack_state(state, int(index)),
-                    self.histories[index], results)
-            self.outcomes[index] = results
-        return list(self.outcomes)
-
-    def _log_train(self, state: TrainState, epoch: int, step: int, progress: Progress) -> None:
+    def log_train(self, state: TrainState, epoch: int, step: int, progress: Progress) -> None:
         sums = jax.device_get(state.epoch_sums)
         for index in np.flatnonzero(self.alive):
             seen = max(int(sums["count"][index]), 1)
@@ -351,7 +289,7 @@ class _Group:
         models = len(self.contexts)
         if split.size == 0:
             return np.full(models, np.nan), np.full(models, np.nan)
-        run = compiled.vmapped_eval_chunk(self.contexts[0].network, self.config.loss,
+        run = compiled.vmapped_eval_chunk(self.context.network, self.config.loss,
                                           len(split.labels) // split.chunks)
         loss_sum, hits = jnp.zeros(models), jnp.zeros(models)
         for index in range(split.chunks):
@@ -360,13 +298,12 @@ class _Group:
         loss_sum, hits = jax.device_get((loss_sum, hits))
         return np.asarray(loss_sum) / split.size, np.asarray(hits) / split.size
 
-    def _end_epoch(self, state: TrainState, epoch: int, step: int, seconds: float, images: int,
-                   progress: Progress) -> dict[int, float]:
-        """Evaluates every model, writes its epoch record; returns {model: checkpoint score}."""
+    def end_epoch(self, state: TrainState, epoch: int, step: int, seconds: float, images: int,
+                  progress: Progress) -> TrainState:
         sums = jax.device_get(state.epoch_sums)
-        context = self.contexts[0]
-        val_loss, val_accuracy = self._evaluate(state.params, context.val)
-        test_loss, test_accuracy = self._evaluate(state.params, context.test)
+        val_loss, val_accuracy = self._evaluate(state.params, self.context.val)
+        test_loss, test_accuracy = self._evaluate(state.params, self.context.test)
+        model_rate = len(self.contexts) * images / max(seconds, 1e-9)
         scores = {}
         for index in np.flatnonzero(self.alive):
             count = max(int(sums["count"][index]), 1)
@@ -374,28 +311,41 @@ class _Group:
                 "epoch", step, epoch=epoch + 1,
                 train_loss=float(sums["loss"][index]) / count,
                 train_accuracy=float(sums["correct"][index]) / count,
-                val_loss=_none_if_nan(float(val_loss[index])),
-                val_accuracy=_none_if_nan(float(val_accuracy[index])),
-                test_loss=_none_if_nan(float(test_loss[index])),
-                test_accuracy=_none_if_nan(float(test_accuracy[index])),
+                val_loss=none_if_nan(float(val_loss[index])),
+                val_accuracy=none_if_nan(float(val_accuracy[index])),
+                test_loss=none_if_nan(float(test_loss[index])),
+                test_accuracy=none_if_nan(float(test_accuracy[index])),
                 epoch_time_s=seconds, images_per_second=images / max(seconds, 1e-9),
-                model_images_per_second=len(self.contexts) * images / max(seconds, 1e-9),
+                model_images_per_second=model_rate,
             )
             self.histories[index].append(record)
-            scores[int(index)] = _selection_score(record)
+            scores[int(index)] = selection_score(record)
+        state = reset_epoch_sums(state)
+        self.save(state, scores)
         alive_val = val_accuracy[self.alive & ~np.isnan(val_accuracy)]
         progress.update(step, models=int(self.alive.sum()),
                         best_val=round(float(alive_val.max()), 4) if alive_val.size else None,
-                        model_img_s=round(len(self.contexts) * images / max(seconds, 1e-9)))
-        return scores
+                        model_img_s=round(model_rate))
+        return state
 
-    def _interrupt(self, state: TrainState, step: int) -> list[dict[str, Any]]:
-        jax.block_until_ready(state)
-        self._check_finite(state, step)
-        self._save(state)
+    def interrupt(self, state: TrainState, step: int) -> list[dict[str, Any]]:
+        self.check_finite(state, step)
+        self.save(state)
         for index in np.flatnonzero(self.alive):
-            self.outcomes[index] = _summary(self.histories[index], status="interrupted",
+            self.outcomes[index] = summarize(self.histories[index], status="interrupted",
                                             step=step)
         print(f"\nstopped by {self.stop.signal_name} at step {step}; checkpoints saved; rerun "
               f"the same command to go on", file=sys.stderr)
+        return list(self.outcomes)
+
+    def finish(self, state: TrainState, step: int, compile_seconds: float
+               ) -> list[dict[str, Any]]:
+        for index in np.flatnonzero(self.alive):
+            history = self.histories[index]
+            results = summarize(history, status="done", step=step)
+            results.update(compile_time_s=compile_seconds)
+            if history:
+                results["model_images_per_second"] = history[-1].get("model_images_per_second")
+            finish_run(self.contexts[index], unstack_state(state, int(index)), history, results)
+            self.outcomes[index] = results
         return list(self.outcomes)

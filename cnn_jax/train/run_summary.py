@@ -1,0 +1,108 @@
+"""A run's results: the epoch records of its log, Nielsen's selection of the reported epoch,
+results.json's summary, and the end of a finished run (message and plots)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from cnn_jax.train.logs import TEMP_SUFFIX, read_json, read_status
+from cnn_jax.train.state import TrainState
+from cnn_jax.train.training_loop import RunContext
+
+
+def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("kind") == "epoch"]
+
+
+def finished_results(workdir: Path) -> dict[str, Any] | None:
+    results = read_json(workdir / "results.json")
+    if read_status(workdir) == "done" and isinstance(results, dict) \
+            and results.get("status") == "done":
+        return results
+    return None
+
+
+def selection_score(record: dict[str, Any]) -> float:
+    """What picks the best checkpoint: validation accuracy, or the epoch without validation."""
+    value = record.get("val_accuracy")
+    return float(record["epoch"]) if value is None else float(value)
+
+
+def none_if_nan(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def summarize(history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """Nielsen's protocol: the test accuracy at the epoch of best validation accuracy (the
+    earliest on ties), next to the final test accuracy. Without a validation split no epoch is
+    chosen on test data: the final epoch is reported."""
+    results: dict[str, Any] = {"epochs": len(history), **extra}
+    if not history:
+        return results
+    has_val = any(r.get("val_accuracy") is not None for r in history)
+    if has_val:
+        best = max(history, key=lambda r: (selection_score(r), -r["epoch"]))
+        selection = "best validation accuracy"
+    else:
+        best, selection = history[-1], "final epoch (no validation split)"
+    final = history[-1]
+    results.update(
+        selection=selection, best_epoch=best["epoch"], best_val_accuracy=best["val_accuracy"],
+        test_accuracy_at_best_val=best["test_accuracy"],
+        final_test_accuracy=final["test_accuracy"], final_val_accuracy=final["val_accuracy"],
+        final_train_loss=final["train_loss"], final_train_accuracy=final["train_accuracy"],
+        images_per_second=final["images_per_second"],
+        train_time_s=sum(r["epoch_time_s"] for r in history),
+    )
+    return results
+
+
+def finish_run(context: RunContext, state: TrainState, history: list[dict[str, Any]],
+            results: dict[str, Any]) -> None:
+    config = context.config
+    if config.plots:
+        try:
+            results["plots"] = _plot(context, state, history)
+        except Exception as error:  # a figure must never cost a finished run its results
+            results["plots_error"] = f"{type(error).__name__}: {error}"
+            print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
+    test, final = results.get("test_accuracy_at_best_val"), results.get("final_test_accuracy")
+    print(
+        f"done: {results['epochs']} epochs, test accuracy {_fmt(test)} at epoch "
+        f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
+        f"train {results.get('train_time_s', 0.0):.1f} s, compile "
+        f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):.0f} img/s; "
+        f"workdir {context.workdir}"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _plot(context: RunContext, state: TrainState, history: list[dict[str, Any]]) -> list[str]:
+    """Kernels, feature maps and learning curves as PNGs in the workdir, each renamed into place
+    from a temp folder so that a kill never leaves a half-written image."""
+    from cnn_jax import plots
+
+    params = jax.device_get(state.params)
+    workdir = context.workdir
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".plots.", suffix=TEMP_SUFFIX) as temp:
+        temp = Path(temp)
+        plots.plot_network_kernels(context.network, params, temp)
+        if context.test.size:
+            image = jax.device_get(context.test.images[0])
+            plots.plot_feature_maps_for(context.network, params, image,
+                                        temp / "feature_maps.png")
+        plots.plot_learning_curves(history, temp / "learning_curves.png")
+        names = sorted(path.name for path in temp.glob("*.png"))
+        for name in names:
+            os.replace(temp / name, workdir / name)
+    return names
