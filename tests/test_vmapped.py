@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import jax
 import ml_collections
 import numpy as np
 import pytest
 from conftest import (
+    REPO,
     assert_trees_equal,
     checkpoint,
     leaves,
     read_csv,
     read_records,
+    script_env,
     sweep_of,
     tiny_config,
     tiny_sweep,
@@ -32,6 +37,7 @@ from cnn_jax.sweep.plan import TrialPlan
 from cnn_jax.sweep.run import pick_executor, vmap_groups
 from cnn_jax.sweep.worker import run_group
 from cnn_jax.train import train_and_evaluate
+from cnn_jax.train.devices import model_mesh
 from cnn_jax.train.logs import read_json, read_jsonl, write_status
 from cnn_jax.train.vmapped import GroupError, program_key, train_vmapped
 
@@ -100,6 +106,43 @@ def test_fused_scan_chunks_as_on_an_accelerator_give_the_same_training(runs, tmp
         assert_close_records(reference, workdir)
         # chunks end at 15, 30, 40 | 55, 70, 80; a record where a multiple of 15 was passed
         assert [r["step"] for r in read_records(workdir, ("train",))] == [15, 30, 55, 70, 80]
+
+
+SPLIT_OVER_DEVICES = """
+import json, sys
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+from test_vmapped import VALUES
+from cnn_jax.train.inputs import synthetic_dataset
+from cnn_jax.train.vmapped import train_vmapped
+configs = [tiny_config(**values) for values in VALUES]
+results = train_vmapped(configs, sys.argv[1:], dataset=synthetic_dataset(configs[0]))
+print(json.dumps([r["status"] for r in results]))
+"""
+
+
+def test_with_four_devices_three_models_are_split_over_three(runs, tmp_path):
+    """`model_mesh`: the most devices that split the models evenly; the same training."""
+    workdirs = [str(tmp_path / f"m{i}") for i in range(3)]
+    result = subprocess.run(
+        [sys.executable, "-c", SPLIT_OVER_DEVICES, *workdirs], cwd=REPO, capture_output=True,
+        text=True, timeout=300,
+        env=script_env(XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "devices: 4 × CPU" in result.stdout
+    assert "3 models in one vmapped program, split over 3 devices" in result.stdout
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["done"] * 3
+    for workdir, reference in zip(workdirs, runs["together"], strict=True):
+        assert_close_records(reference, Path(workdir))
+
+
+def test_model_mesh_uses_the_most_devices_that_divide_the_models():
+    devices = list(range(8))  # stand-ins: the mesh only arranges them
+    sizes = {models: getattr(model_mesh(models, devices), "size", 1)
+             for models in (1, 3, 7, 20, 64)}
+    assert sizes == {1: 1, 3: 3, 7: 7, 20: 5, 64: 8}
+    assert model_mesh(7, devices[:4]) is None  # no divisor of 7 among 2..4
+    assert model_mesh(5, jax.local_devices()) is None  # one CPU device here
 
 
 def test_a_finished_group_returns_its_results_without_training(runs):

@@ -10,7 +10,8 @@ TensorBoard events, Orbax checkpoints, plots, status.json and results.json. The 
 with one run per trial up to float rounding (a batched convolution is another XLA program).
 
 What differs from one `train_and_evaluate` per trial:
-* one device (no data-parallel mesh), one data set for the group;
+* no data-parallel mesh: with several devices, the models are split over them (axis 'models';
+  `cnn_jax.train.devices.model_mesh`), each device training whole models; one data set;
 * a model whose loss or parameters turn NaN/inf is recorded `diverged` at the check that sees it
   and the others go on (its lane keeps computing, ignored);
 * on SIGINT/SIGTERM every model still training saves a checkpoint and ends `interrupted`; a rerun
@@ -33,12 +34,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from cnn_jax.config import validate_config, with_defaults
 from cnn_jax.summary import format_table, shape_table
 from cnn_jax.train import steps as compiled
 from cnn_jax.train.checkpoints import Checkpointer
-from cnn_jax.train.devices import describe_devices
+from cnn_jax.train.devices import describe_devices, model_mesh, replicate, shard_models
 from cnn_jax.train.inputs import EvalSet, eval_set, load_for_config
 from cnn_jax.train.interrupts import StopRequests
 from cnn_jax.train.logs import MetricsLog, atomic_write_json, read_jsonl, write_status
@@ -189,12 +191,15 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], dataset
                 histories.append(epoch_records(log.truncate_after(start)))
             states.append(state)
         print(f"{dataset.describe()}\n{format_table(rows)}")
-        print(f"devices: {describe_devices()}; {len(configs)} models in one vmapped program; "
-              f"strategy: {strategy}; {steps_per_epoch} steps/epoch of {config.batch_size}"
+        mesh = model_mesh(len(configs))
+        print(f"devices: {describe_devices()}; {len(configs)} models in one vmapped program"
+              + (f", split over {mesh.size} devices" if mesh is not None else "")
+              + f"; strategy: {strategy}; {steps_per_epoch} steps/epoch of {config.batch_size}"
               + (f"; resuming from step {start}" if start is not None else ""))
-        train_images, train_labels = jax.device_put((dataset.train_images, dataset.train_labels))
-        val = eval_set(dataset.val_images, dataset.val_labels, config.eval_batch_size, None)
-        test = eval_set(dataset.test_images, dataset.test_labels, config.eval_batch_size, None)
+        train_images, train_labels = replicate(
+            (dataset.train_images, dataset.train_labels), mesh)
+        val = eval_set(dataset.val_images, dataset.val_labels, config.eval_batch_size, mesh)
+        test = eval_set(dataset.test_images, dataset.test_labels, config.eval_batch_size, mesh)
         contexts = [
             RunContext(config=model_config, workdir=workdir, network=network, mesh=None,
                        train_images=train_images, train_labels=train_labels, val=val, test=test,
@@ -203,7 +208,8 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], dataset
         ]
         for workdir in workdirs:
             write_status(workdir, "running", step=start or 0, pid=os.getpid(), vmapped=True)
-        outcomes = _Group(contexts, checkpointers, histories, stop).run(stack_states(states))
+        group = _Group(contexts, checkpointers, histories, stop, mesh)
+        outcomes = group.run(shard_models(stack_states(states), mesh))
         for workdir, outcome in zip(workdirs, outcomes, strict=True):
             outcome.update(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows),
                            vmapped_models=len(configs))
@@ -230,8 +236,9 @@ class _Group(TrainingLoop):
     diverges is recorded and left out of logs and checkpoints while the others go on."""
 
     def __init__(self, contexts: list[RunContext], checkpointers: list[Checkpointer],
-                 histories: list[list[dict[str, Any]]], stop: StopRequests):
+                 histories: list[list[dict[str, Any]]], stop: StopRequests, mesh: Mesh | None):
         super().__init__(contexts[0], stop)
+        self.mesh = mesh  # the model axis split over devices, or None
         self.contexts, self.checkpointers, self.histories = contexts, checkpointers, histories
         self.alive = np.ones(len(contexts), bool)
         self.outcomes: list[dict[str, Any] | None] = [None] * len(contexts)
@@ -242,7 +249,9 @@ class _Group(TrainingLoop):
 
     def orders(self, epoch: int) -> jax.Array:
         count = len(self.context.train_labels)
-        return jnp.stack([jitted_epoch_order(key, epoch, count) for key in self.data_keys])
+        return shard_models(
+            jnp.stack([jitted_epoch_order(key, epoch, count) for key in self.data_keys]),
+            self.mesh)
 
     def program(self, num_steps: int):
         config = self.config
