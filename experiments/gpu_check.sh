@@ -14,7 +14,8 @@ set -uo pipefail
 OUT=${OUT:-runs/gpu_check}
 DEVICE=${GPU_CHECK_DEVICE:-gpu}
 QUICK=${GPU_CHECK_QUICK:-0}
-mkdir -p "$OUT"
+WORK=${GPU_CHECK_WORK:-/tmp/gpu_check}  # training workdirs
+mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 PY=${PYTHON:-python3}
 if [ -d .whl ] && [ "$DEVICE" = gpu ]; then  # cp312 wheels for the GPU image
@@ -37,7 +38,7 @@ bench_args=(--device="$DEVICE" --repeats=3 --out="$OUT/bench.md")
 timeout 300 "$PY" -m experiments.benchmark "${bench_args[@]}" 2>&1 | tee "$OUT/bench.log" | tail -40
 
 echo "== 2. time to 90% on Fashion-MNIST (configs/fashion_mnist_fast.py)"
-fashion=(--config=configs/fashion_mnist_fast.py --workdir=/tmp/gpu_check_fashion --overwrite
+fashion=(--config=configs/fashion_mnist_fast.py --workdir="$WORK/fashion" --overwrite
          --config.idx_dir="$PWD/.data/fashion-mnist" --config.progress=false)
 [ "$QUICK" = 1 ] && fashion+=(--config.num_epochs=1 --config.train_size=2000 --config.test_size=1000)
 start=$(date +%s.%N)
@@ -45,11 +46,11 @@ timeout 120 "$PY" -m experiments.train "${fashion[@]}" > "$OUT/fashion.log" 2>&1
 status=$?
 end=$(date +%s.%N)
 tail -3 "$OUT/fashion.log"
-"$PY" - "$start" "$end" "$status" "$OUT/fashion.json" <<'EOF'
+"$PY" - "$start" "$end" "$status" "$OUT/fashion.json" "$WORK" <<'EOF'
 import json, sys
 from pathlib import Path
 start, end, status, out = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-results = Path("/tmp/gpu_check_fashion/results.json")
+results = Path(sys.argv[5]) / "fashion" / "results.json"
 record = {"wall_s": round(end - start, 2), "exit": status,
           "results": json.loads(results.read_text()) if results.exists() else None}
 Path(out).write_text(json.dumps(record, indent=1))
@@ -59,24 +60,25 @@ EOF
 
 echo "== 3. lr_seed sweep (20 same-shape trials): one vmapped program vs one by one"
 sweep=(--config=configs/sweeps/lr_seed.py --report=false --config.base.progress=false)
-[ "$QUICK" = 1 ] && sweep+=(--config.base.num_epochs=1 --config.base.train_size=500)
+[ "$QUICK" = 1 ] && sweep+=(--config.base.num_epochs=1 --config.base.train_size=200
+                             --config.base.test_size=200)
 for executor in vmap local; do
-  rm -rf "/tmp/gpu_check_sweep_$executor"
+  rm -rf "$WORK/sweep_$executor"
   start=$(date +%s%N)
   timeout 150 "$PY" -m experiments.sweep "${sweep[@]}" --executor=$executor \
-    --workdir="/tmp/gpu_check_sweep_$executor" > "$OUT/sweep_$executor.log" 2>&1
+    --workdir="$WORK/sweep_$executor" > "$OUT/sweep_$executor.log" 2>&1
   status=$?
   echo "$executor exit $status wall $(( ($(date +%s%N) - start) / 1000000 )) ms" \
     | tee -a "$OUT/sweep.log"
   grep -h "statuses\|vmapped programs" "$OUT/sweep_$executor.log" | tee -a "$OUT/sweep.log"
   [ "$QUICK" = 1 ] && break
 done
-"$PY" - "$OUT/sweep.json" <<'EOF'
+"$PY" - "$OUT/sweep.json" "$WORK" <<'EOF'
 import csv, json, sys
 from pathlib import Path
 rows = {}
 for executor in ("vmap", "local"):
-    path = Path(f"/tmp/gpu_check_sweep_{executor}/results.csv")
+    path = Path(sys.argv[2]) / f"sweep_{executor}" / "results.csv"
     if path.exists():
         rows[executor] = {r["trial"]: r.get("test_accuracy") for r in csv.DictReader(path.open())}
 Path(sys.argv[1]).write_text(json.dumps(rows, indent=1))
