@@ -70,7 +70,7 @@ for executor in vmap local; do
   status=$?
   echo "$executor exit $status wall $(( ($(date +%s%N) - start) / 1000000 )) ms" \
     | tee -a "$OUT/sweep.log"
-  grep -h "statuses\|vmapped programs" "$OUT/sweep_$executor.log" | tee -a "$OUT/sweep.log"
+  grep -h "statuses\|vmapped groups" "$OUT/sweep_$executor.log" | tee -a "$OUT/sweep.log"
   [ "$QUICK" = 1 ] && break
 done
 "$PY" - "$OUT/sweep.json" "$WORK" <<'EOF'

@@ -27,7 +27,8 @@ EXECUTOR = flags.DEFINE_enum(
     "executor", "auto", ["auto", "local", "vmap", "ray"],
     "Where trials run: 'local' one by one; 'vmap' same-shape trials as one vmapped program; "
     "'ray' as Ray tasks; 'auto': 'vmap' on GPU/TPU, 'local' on CPU.")
-VMAP_MODELS = flags.DEFINE_integer("vmap_models", 64, "'vmap': most models in one program.")
+VMAP_MODELS = flags.DEFINE_integer("vmap_models", 64, "'vmap': most models in one program.",
+                                   lower_bound=1)
 RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray instance.")
 MAX_TRIALS = flags.DEFINE_integer("max_trials", None, "Run at most this many trials now.")

@@ -24,4 +24,5 @@ def test_the_gpu_check_script_runs_every_step_on_cpu(tmp_path):
     assert "exit" in json.loads((out / "fashion.json").read_text())  # data may be absent here
     trials = json.loads((out / "sweep.json").read_text())
     assert len(trials["vmap"]) == 20 and all(v for v in trials["vmap"].values())
-    assert "20 trials in 1 vmapped programs" in (out / "sweep.log").read_text()
+    assert "20 trials in 1 programs: 20 of them in 1 vmapped groups" in \
+        (out / "sweep.log").read_text()

@@ -260,7 +260,8 @@ def test_a_vmap_sweep_trains_each_architecture_as_one_program(train_env, tmp_pat
     outcome = run_sweep(config, tmp_path, executor="vmap", report=False, echo=False,
                         compilation_cache=train_env["CNN_JAX_COMPILATION_CACHE"])
     assert outcome.counts() == {"done": 4}
-    assert "4 trials in 2 vmapped programs" in (tmp_path / "sweep.log").read_text()
+    assert "4 trials in 2 programs: 4 of them in 2 vmapped groups" in \
+        (tmp_path / "sweep.log").read_text()
     rows = read_csv(tmp_path / "results.csv")
     groups = {}
     for row in rows:

@@ -137,8 +137,10 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         groups = [[plan] for plan in todo] if executor != "vmap" else vmap_groups(
             todo, vmap_models)
         if executor == "vmap":
-            log.write(f"{len(todo)} trials in {len(groups)} vmapped programs "
-                      f"(at most {vmap_models} models each)")
+            shared = sum(len(group) for group in groups if len(group) > 1)
+            log.write(f"{len(todo)} trials in {len(groups)} programs: {shared} of them in "
+                      f"{sum(len(group) > 1 for group in groups)} vmapped groups (at most "
+                      f"{vmap_models} models each)")
         ran, interrupted = _execute(groups, workdir, statuses, log, ray_session, skipped,
                                     cache_dir(workdir, compilation_cache), echo, ray_options)
     finally:
