@@ -4,6 +4,8 @@ with padding weights equals a direct sum."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 
 from cnn_jax.config import base_config
 from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, pool2d
-from cnn_jax.layers.conv import conv2d_im2col
+from cnn_jax.layers.conv import conv2d_im2col, conv2d_offsets
 from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
@@ -21,7 +23,8 @@ from cnn_jax.shapes import window_geometry
 from cnn_jax.train import steps
 from cnn_jax.train.state import create_state
 
-IMPLS = [("xla", "xla"), ("im2col", "reshape"), ("xla", "reshape"), ("im2col", "xla")]
+IMPLS = [("xla", "xla"), ("im2col", "reshape"), ("xla", "reshape"), ("im2col", "xla"),
+         ("offsets", "reshape")]
 
 
 def tiny_network() -> Network:
@@ -41,23 +44,34 @@ def state_for(network, shape, batch, steps_per_epoch, lr=0.1, optimizer="sgd"):
     return create_state(network, config, shape, steps_per_epoch)
 
 
+@pytest.mark.parametrize("formulation", [conv2d_im2col, conv2d_offsets])
 @pytest.mark.parametrize("kernel,stride,padding,dilation,channels", [
     (5, 1, "VALID", 1, 1), (3, 2, "SAME", 1, 3), (3, 1, 1, 2, 2), ((2, 3), (2, 1), "VALID", 1, 4),
+    (3, 2, "SAME", 1, 1), (3, 1, 1, 2, 1), ((2, 3), (2, 1), (1, 2), 1, 1),
 ])
-def test_conv_im2col_equals_conv2d(kernel, stride, padding, dilation, channels):
+def test_conv_formulations_equal_conv2d(formulation, kernel, stride, padding, dilation, channels):
     geometry = window_geometry("c", "conv", (11, 9), kernel, stride, padding, dilation)
     rows, cols = geometry
     rng = np.random.default_rng(1)
     x = jnp.asarray(rng.normal(size=(2, 11, 9, channels)).astype(np.float32))
-    k = jnp.asarray(rng.normal(size=(rows.kernel, cols.kernel, channels, 5)).astype(np.float32))
-    b = jnp.asarray(rng.normal(size=(5,)).astype(np.float32))
+    maps = 3  # ≤ OFFSETS_MAX_MAPS: conv2d_offsets sums over offsets where channels == 1
+    k = jnp.asarray(rng.normal(size=(rows.kernel, cols.kernel, channels, maps)).astype(np.float32))
+    b = jnp.asarray(rng.normal(size=(maps,)).astype(np.float32))
     expected = conv2d(x, k, b, stride=(rows.stride, cols.stride),
                       padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
                       dilation=(rows.dilation, cols.dilation))
-    got = conv2d_im2col(x, k, b, stride=(rows.stride, cols.stride),
-                        padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
-                        dilation=(rows.dilation, cols.dilation))
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    args = dict(stride=(rows.stride, cols.stride),
+                padding=((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
+                dilation=(rows.dilation, cols.dilation))
+    np.testing.assert_allclose(formulation(x, k, b, **args), expected, rtol=1e-5, atol=1e-5)
+
+    def objective(conv, x, k, b):
+        return jnp.sum(jnp.sin(conv(x, k, b, **args)))
+
+    grads = jax.grad(functools.partial(objective, formulation), argnums=(0, 1, 2))(x, k, b)
+    expected_grads = jax.grad(functools.partial(objective, conv2d), argnums=(0, 1, 2))(x, k, b)
+    for got, want in zip(grads, expected_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -162,8 +176,9 @@ def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl)
 def test_resolve_impls(monkeypatch):
     monkeypatch.delenv("CNN_JAX_CONV_IMPL", raising=False)
     monkeypatch.delenv("CNN_JAX_POOL_IMPL", raising=False)
-    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("xla", "reshape")
-    assert steps.resolve_impls("auto", "auto", 128, "cpu") == ("xla", "reshape")
+    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("offsets", "reshape")
+    assert steps.resolve_impls("auto", "auto", 128, "cpu") == ("offsets", "reshape")
+    assert steps.resolve_impls("auto", "auto", 1000, "cpu", training=False) == ("xla", "reshape")
     assert steps.resolve_impls("auto", "auto", 10, "gpu") == ("xla", "xla")
     assert steps.resolve_impls("xla", "xla", 10, "cpu") == ("xla", "xla")
     monkeypatch.setenv("CNN_JAX_CONV_IMPL", "xla")

@@ -34,20 +34,23 @@ from cnn_jax.network import Network
 from cnn_jax.train.devices import shard_batch
 from cnn_jax.train.state import TrainState, learning_rate_at, make_optimizer
 
-CONV_IMPLS = ("auto", "xla", "im2col")
+CONV_IMPLS = ("auto", "xla", "im2col", "offsets")
 POOL_IMPLS = ("auto", "xla", "reshape")
 
 
 def resolve_impls(conv_impl: str, pool_impl: str, batch_size: int,
-                  backend: str | None = None) -> tuple[str, str]:
-    """The concrete (conv_impl, pool_impl) for 'auto' on `backend` (default: JAX's backend)."""
+                  backend: str | None = None, *, training: bool = True) -> tuple[str, str]:
+    """The concrete (conv_impl, pool_impl) for 'auto' on `backend` (default: JAX's backend):
+    on CPU 'offsets' convolution in training steps, 'xla' for evaluation (large chunks, where the
+    offsets sum is no longer one fused pass), and reshape pooling; elsewhere the `lax` forms."""
     if conv_impl not in CONV_IMPLS:
         raise ValueError(f"unknown conv_impl {conv_impl!r}; choose one of {list(CONV_IMPLS)}")
     if pool_impl not in POOL_IMPLS:
         raise ValueError(f"unknown pool_impl {pool_impl!r}; choose one of {list(POOL_IMPLS)}")
     cpu = (backend or jax.default_backend()) == "cpu"
     if conv_impl == "auto":
-        conv_impl = os.environ.get("CNN_JAX_CONV_IMPL") or "xla"
+        conv_impl = os.environ.get("CNN_JAX_CONV_IMPL") or (
+            "offsets" if cpu and training else "xla")
     if pool_impl == "auto":
         pool_impl = os.environ.get("CNN_JAX_POOL_IMPL") or ("reshape" if cpu else "xla")
     if conv_impl not in CONV_IMPLS[1:] or pool_impl not in POOL_IMPLS[1:]:
@@ -99,9 +102,10 @@ def resolve_microbatches(requested: int, batch_size: int, mesh: Mesh | None = No
     return requested
 
 
-def with_impls(network: Network, conv_impl: str, pool_impl: str, batch: int) -> Network:
+def with_impls(network: Network, conv_impl: str, pool_impl: str, batch: int, *,
+               training: bool = True) -> Network:
     """`network` with the conv/pool formulations that `resolve_impls` picks for `batch`."""
-    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, batch)
+    conv_impl, pool_impl = resolve_impls(conv_impl, pool_impl, batch, training=training)
     return network.with_impls(conv=conv_impl, pool=pool_impl)
 
 
@@ -220,7 +224,7 @@ def eval_chunk(network: Network, loss: str, chunk_size: int, mesh: Mesh | None =
     """
     loss_fn = get_loss(loss)
     per_device = chunk_size // (1 if mesh is None else mesh.size)
-    apply = with_impls(network, conv_impl, pool_impl, per_device).apply
+    apply = with_impls(network, conv_impl, pool_impl, per_device, training=False).apply
 
     def run(params, images, labels, weights, chunk):
         start = chunk * chunk_size
