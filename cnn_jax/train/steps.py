@@ -10,11 +10,13 @@ Formulation on XLA:CPU (same function, other programs; measurements in BENCHMARK
   * the step's gradient is computed over independent micro-batches (`resolve_microbatches`),
     which XLA runs concurrently on the cores: 1.4–3× the throughput of one batch;
   * pooling is a reshape + reduction (`pool2d(impl='reshape')`): its gradient avoids XLA's
-    `select_and_scatter`, the slowest op of the step on CPU.
+    `select_and_scatter`, the slowest op of the step on CPU;
+  * in training steps, a convolution with one input channel and ≤ 4 maps is the course's sum
+    over kernel offsets (`conv2d_offsets`): XLA:CPU's convolution is slowest exactly there.
 Convolution as im2col + matrix product (`conv2d_im2col`) is available (conv_impl='im2col') but
 loses to `lax.conv_general_dilated` once micro-batches keep both cores busy. 'auto' (the default)
 picks the above on CPU and one batch with the `lax` forms elsewhere; CNN_JAX_CONV_IMPL
-('xla'|'im2col'), CNN_JAX_POOL_IMPL ('xla'|'reshape') and CNN_JAX_MICROBATCHES override 'auto',
+('xla'|'im2col'|'offsets'), CNN_JAX_POOL_IMPL ('xla'|'reshape') and CNN_JAX_MICROBATCHES override 'auto',
 and the keyword arguments override both.
 """
 
