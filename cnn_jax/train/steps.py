@@ -16,8 +16,8 @@ Formulation on XLA:CPU (same function, other programs; measurements in BENCHMARK
 Convolution as im2col + matrix product (`conv2d_im2col`) is available (conv_impl='im2col') but
 loses to `lax.conv_general_dilated` once micro-batches keep both cores busy. 'auto' (the default)
 picks the above on CPU and one batch with the `lax` forms elsewhere; CNN_JAX_CONV_IMPL
-('xla'|'im2col'|'offsets'), CNN_JAX_POOL_IMPL ('xla'|'reshape') and CNN_JAX_MICROBATCHES override 'auto',
-and the keyword arguments override both.
+('xla'|'im2col'|'offsets'), CNN_JAX_POOL_IMPL ('xla'|'reshape') and CNN_JAX_MICROBATCHES
+override 'auto', and the keyword arguments override both.
 """
 
 from __future__ import annotations
