@@ -65,10 +65,8 @@ def conv2d_im2col(
     every output position is one row of a matrix product. Faster on XLA:CPU at small batches.
     """
     kh, kw, channels, maps = kernel.shape
-    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    x, (out_h, out_w) = _padded(x, kernel.shape, stride, padding, dilation)
     batch, height, width, _ = x.shape
-    out_h = (height - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    out_w = (width - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     # two passes: kw shifts along the width, then kh shifts along the height
     width_span = (out_w - 1) * stride[1] + 1
     x = _concat_channels([
@@ -84,6 +82,15 @@ def conv2d_im2col(
         for i in range(kh)
     ])
     return columns @ kernel.reshape(kh * kw * channels, maps) + bias
+
+
+def _padded(x: jax.Array, kernel_shape: tuple[int, ...], stride: tuple[int, int],
+            padding: tuple[tuple[int, int], tuple[int, int]], dilation: tuple[int, int]):
+    """(x zero-padded, (out_h, out_w)) by the size formula on the padded input."""
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    out_h = (x.shape[1] - dilation[0] * (kernel_shape[0] - 1) - 1) // stride[0] + 1
+    out_w = (x.shape[2] - dilation[1] * (kernel_shape[1] - 1) - 1) // stride[1] + 1
+    return x, (out_h, out_w)
 
 
 def _concat_channels(parts: list[jax.Array]) -> jax.Array:
@@ -117,10 +124,8 @@ def conv2d_offsets(
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _sum_over_offsets(x, kernel, stride, padding, dilation):
     kh, kw, _, maps = kernel.shape
-    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-    batch, height, width, _ = x.shape
-    out_h = (height - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    out_w = (width - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    x, (out_h, out_w) = _padded(x, kernel.shape, stride, padding, dilation)
+    batch = x.shape[0]
     total = jnp.zeros((batch, out_h, out_w, maps), x.dtype)
     for row in range(kh):
         for col in range(kw):

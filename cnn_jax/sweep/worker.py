@@ -138,13 +138,12 @@ def run_group(directories: list[str | Path], configs: list[ml_collections.Config
         status = result["status"]
         if status in ("invalid", "failed"):
             write_status(directory, status, reason=result["reason"])
-        compiles = count.compiles if index == 0 else 0
-        trialdir.end_run(directory, status, compiles=compiles, group=ids,
-                         cache_loads=count.cache_loads if index == 0 else 0,
-                         compile_seconds=count.seconds if index == 0 else 0.0)
+        first = index == 0  # the group's programs are counted once, on its first trial
+        compiles, cache_loads = (count.compiles, count.cache_loads) if first else (0, 0)
+        trialdir.end_run(directory, status, compiles=compiles, group=ids, cache_loads=cache_loads,
+                         compile_seconds=count.seconds if first else 0.0)
         outcomes.append({"id": ids[index], "status": status, "results": _plain(result),
-                         "compiles": compiles, "cache_loads": count.cache_loads if index == 0
-                         else 0})
+                         "compiles": compiles, "cache_loads": cache_loads})
     return outcomes
 
 
