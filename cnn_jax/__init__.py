@@ -1,5 +1,6 @@
 """cnn_jax: convolutional networks as pure JAX functions, after Nielsen's chapter 6."""
 
+from cnn_jax.errors import CnnJaxError, ConfigError, DataError, LayerError, ShapeError
 from cnn_jax.layers import (
     Conv,
     Dense,
@@ -15,11 +16,11 @@ from cnn_jax.layers import (
 from cnn_jax.losses import accuracy, cross_entropy, l2_penalty, quadratic_cost
 from cnn_jax.network import Network, count_params, layer_from_dict
 from cnn_jax.presets import PRESETS, preset
-from cnn_jax.shapes import ShapeError
 from cnn_jax.summary import format_table, shape_table, traced_shapes
 
 __all__ = [
-    "PRESETS", "Conv", "Dense", "Dropout", "LocallyConnected", "Network", "Pool", "ShapeError",
+    "PRESETS", "CnnJaxError", "ConfigError", "Conv", "DataError", "Dense", "Dropout",
+    "LayerError", "LocallyConnected", "Network", "Pool", "ShapeError",
     "accuracy", "conv2d", "count_params", "cross_entropy", "dense", "dropout", "format_table",
     "l2_penalty", "layer_from_dict", "local2d", "pool2d", "preset", "quadratic_cost",
     "shape_table", "traced_shapes",

@@ -5,6 +5,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from cnn_jax.errors import LayerError
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
@@ -14,10 +16,10 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def get_activation(name: str, layer: str = "?") -> Callable[[jax.Array], jax.Array]:
-    """The activation called `name`; a `ValueError` naming the layer and the choices otherwise."""
+    """The activation called `name`; a `LayerError` naming the layer and the choices otherwise."""
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"layer '{layer}': unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+        raise LayerError(
+            f"layer '{layer}': unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}",
+            "activation") from None

@@ -1,8 +1,9 @@
 """Shared plumbing of the experiment scripts: flag parsing that fails with one clear line.
 
-`run(main)` replaces `absl.app.run(main)`: a bad flag or config override (unknown key, wrong type),
-a `ConfigError`, a missing data set or an impossible shape prints `error: …` and exits with code
-2, with no traceback unless `--verbose` is given; a Ctrl-C outside training exits with 130.
+`run(main)` replaces `absl.app.run(main)`: a bad flag or config override (unknown key, wrong type)
+or any `cnn_jax.errors.CnnJaxError` (bad config, impossible shape, missing data, unusable
+workdir) prints `error: …` and exits with code 2, with no traceback unless `--verbose` is given;
+a Ctrl-C outside training exits with 130.
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ from collections.abc import Callable
 
 from absl import app, flags, logging
 
-from cnn_jax.config import ConfigError
-from cnn_jax.shapes import ShapeError
+from cnn_jax.errors import CnnJaxError
 
 flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
 USAGE_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ConfigError, ShapeError, flags.Error]
-    try:
-        from cnn_jax.data import DataError
-
-        errors.append(DataError)
-    except ImportError:  # the data package is optional for shape-only scripts
-        pass
-    return tuple(errors)
 
 
 def _verbose(argv: list[str]) -> bool:
@@ -64,7 +53,7 @@ def run(main: Callable[[list[str]], object]) -> None:
             logging.set_verbosity(logging.WARNING)  # Orbax and TFDS log every file at INFO
         try:
             return main(argv)
-        except _user_errors() as error:
+        except (CnnJaxError, flags.Error) as error:
             if flags.FLAGS.verbose:
                 raise
             fail(str(error))

@@ -1,13 +1,17 @@
 """Experiment configs: the defaults every config starts from, and validation before any work.
 
 A config is an `ml_collections.ConfigDict` (see `configs/default.py`). `validate_config` checks
-every key, type and value, the sizes against the data set (where they are known before loading)
-and the network's shapes, before any data is loaded or anything is compiled; a problem raises
-`ConfigError` naming the key, the value and what is allowed.
+every key, type and value against the registries beside each implementation (data sets,
+optimizers, schedules, losses, init schemes, activations, layer types, formulations), the sizes
+against what is known of the data set before loading it, and the network's shapes; a problem
+raises `ConfigError` naming the key, the value and what is allowed. `check_loaded` adds the
+checks that need the loaded data set.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -15,48 +19,24 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax.activations import ACTIVATIONS
+from cnn_jax import formulations
+from cnn_jax.data.augment import EXPANSION_FACTOR
+from cnn_jax.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names
+from cnn_jax.data.synthetic import SYNTHETIC_TRAIN_SIZE
+from cnn_jax.errors import ConfigError, LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
-from cnn_jax.layers import POOL_TYPES
 from cnn_jax.losses import LOSSES
 from cnn_jax.network import LAYER_TYPES, Network, layer_from_dict
+from cnn_jax.optim import OPTIMIZERS, SCHEDULES
 from cnn_jax.presets import PRESETS, preset
-from cnn_jax.shapes import ShapeError
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEDULES = ("constant", "cosine", "step")
-STRATEGIES = ("auto", "step", "scan")
-DATASETS = (
-    "mnist_5k", "idx", "fashion_mnist_debian", "mnist", "fashion_mnist", "kmnist", "cifar10",
-    "synthetic",
-)
-IDX_DATASETS = ("idx", "fashion_mnist_debian")
-# What is known of a data set before loading it: (image shape, training examples, test examples,
-# classes). None where it depends on the files ('idx') or on the config ('synthetic' draws
-# train_size or 1,000 training and test_size or 200 test examples).
-DATASET_FACTS: dict[str, tuple[tuple[int, int, int] | None, int | None, int | None, int | None]] = {
-    "mnist_5k": ((28, 28, 1), 4000, 1000, 10),
-    "fashion_mnist_debian": ((28, 28, 1), 60000, 10000, 10),
-    "mnist": ((28, 28, 1), 60000, 10000, 10),
-    "fashion_mnist": ((28, 28, 1), 60000, 10000, 10),
-    "kmnist": ((28, 28, 1), 60000, 10000, 10),
-    "cifar10": ((32, 32, 3), 50000, 10000, 10),
-    "synthetic": ((28, 28, 1), None, None, 10),
-    "idx": (None, None, None, None),
-}
-SYNTHETIC_TRAIN_SIZE = 1000
-EXPANSION_FACTOR = 5  # config.expand: each training image plus its four one-pixel shifts
 # Keys that change how a run is watched, not what it computes: a workdir may be resumed with
 # other values for them.
 NON_SEMANTIC_KEYS = ("log_every_steps", "plots", "progress", "checkpoint_keep", "nan_check_every")
+DEFAULT_PRESET = "nielsen_cp2_fc100_relu"  # the network of a config that names none
 
-
-class ConfigError(ValueError):
-    """A config key with a value that is not allowed."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"config.{key} = {value!r} is not allowed: {allowed}")
+__all__ = ["ConfigError", "base_config", "build_network", "check_loaded", "config_to_json",
+           "layer_dicts", "semantic_difference", "validate_config", "with_defaults"]
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -72,8 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.expand = False  # Nielsen's expansion: each image plus its four one-pixel shifts
 
     config.model = ml_collections.ConfigDict()
-    config.model.preset = "nielsen_cp2_fc100_relu"  # used when model.layers is empty
-    config.model.layers = []
+    config.model.preset = ""  # a name of cnn_jax.presets, or ''
+    config.model.layers = []  # layer dicts; a config sets these or a preset (neither: DEFAULT)
     config.model.init = "lecun_normal"
 
     config.loss = "cross_entropy"
@@ -86,7 +66,13 @@ def base_config() -> ml_collections.ConfigDict:
     config.num_epochs = 10
     config.eval_batch_size = 1000
 
+    # How the steps are computed (cnn_jax.formulations): same numbers, other programs.
     config.strategy = "auto"  # 'step': jitted step per batch; 'scan': steps fused in lax.scan
+    config.formulation = ml_collections.ConfigDict()
+    config.formulation.conv = "auto"  # 'lax', 'offsets', 'im2col'
+    config.formulation.pool = "auto"  # 'lax', 'reshape'
+    config.formulation.microbatches = 0  # 0 → auto; else parts of a training step's batch
+
     config.log_every_steps = 100
     config.nan_check_every = 50  # steps between NaN/inf checks of the loss and the parameters
     config.checkpoint_keep = 2
@@ -160,18 +146,34 @@ def _check_value_type(path: str, value: Any, default: Any) -> None:
 
 
 def layer_dicts(config: ml_collections.ConfigDict) -> list[dict[str, Any]]:
-    """The config's layers as plain dicts (from model.layers or the named preset)."""
+    """The config's layers as plain dicts: model.layers, else the preset model.preset, else the
+    preset `DEFAULT_PRESET`. Values given as text on the command line ('2', '(1, 2)') are read
+    as the numbers they spell."""
     if config.model.layers:
         return [_plain(layer) for layer in config.model.layers]
-    if config.model.preset not in PRESETS:
+    name = config.model.preset or DEFAULT_PRESET
+    if name not in PRESETS:
         raise ConfigError("model.preset", config.model.preset, f"one of {sorted(PRESETS)}")
-    return preset(config.model.preset)
+    return preset(name)
 
 
 def _plain(layer: Any) -> Any:
     if isinstance(layer, ml_collections.ConfigDict):
-        return layer.to_dict()
-    return dict(layer) if isinstance(layer, Mapping) else layer
+        layer = layer.to_dict()
+    if not isinstance(layer, Mapping):
+        return layer
+    return {key: _number(key, value) for key, value in layer.items()}
+
+
+def _number(key: str, value: Any) -> Any:
+    """'2' → 2, '(1, 2)' → (1, 2) (an override of a field whose default is text); else value."""
+    if key == "type" or not isinstance(value, str):
+        return value
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return value
+    return parsed if isinstance(parsed, int | float | tuple | list) else value
 
 
 def build_network(config: ml_collections.ConfigDict) -> Network:
@@ -180,8 +182,11 @@ def build_network(config: ml_collections.ConfigDict) -> Network:
 
 
 def _check_choice(config: ml_collections.ConfigDict, key: str, choices: Sequence[str]) -> None:
-    if config[key] not in choices:
-        raise ConfigError(key, config[key], f"one of {list(choices)}")
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    if value not in choices:
+        raise ConfigError(key, value, f"one of {list(choices)}")
 
 
 def _check_range(config, key: str, low: float, high: float | None = None, *,
@@ -197,38 +202,40 @@ def _check_range(config, key: str, low: float, high: float | None = None, *,
         raise ConfigError(key, value, f"a value in {left}{low}, {right}")
 
 
-def known_sizes(config: ml_collections.ConfigDict) -> tuple[int | None, int | None]:
+def known_sizes(config: ml_collections.ConfigDict, info: DatasetInfo
+                ) -> tuple[int | None, int | None]:
     """(training examples a run of `config` gets, test examples available), None if unknown
     before loading."""
-    _, train_total, test_total, _ = DATASET_FACTS[config.dataset]
     if config.dataset == "synthetic":
         train = config.train_size or SYNTHETIC_TRAIN_SIZE
     elif config.train_size:
         train = config.train_size
-    elif train_total is not None:
-        train = train_total - config.validation_size
+    elif info.train is not None:
+        train = info.train - config.validation_size
     else:
         train = None
     if train is not None and config.expand:
         train *= EXPANSION_FACTOR
-    return train, test_total
+    return train, info.test
 
 
 def validate_config(
     config: ml_collections.ConfigDict | Mapping[str, Any],
-    input_shape: tuple[int, ...] | None = None, *, dataset: Any = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Network:
     """Checks every key of a training config; returns its network. Raises `ConfigError`.
 
-    Sizes (validation/train/test sizes, batch size) are checked against the data set: a loaded
-    `dataset` (a `cnn_jax.data.Dataset`) if given, else what is known of the named one before
-    loading (`DATASET_FACTS`). The network's shapes are checked for `input_shape` (height, width,
-    channels), else for the data set's image shape where known; its output must have one value
-    per class.
+    Sizes (validation/train/test sizes, batch size) are checked against what is known of the
+    data set before loading it (`cnn_jax.data.registry`). The network's shapes are checked for
+    `input_shape` (height, width, channels), else for the data set's image shape where known;
+    its output must have one value per class.
     """
     config = with_defaults(config)  # unknown keys, wrong types
-    for key, choices in (("dataset", DATASETS), ("optimizer", OPTIMIZERS),
-                         ("schedule", SCHEDULES), ("loss", LOSSES), ("strategy", STRATEGIES)):
+    info = dataset_info(config.dataset)
+    if info is None:
+        raise ConfigError("dataset", config.dataset, f"one of {dataset_names()}")
+    for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("loss", LOSSES),
+                         ("strategy", formulations.STRATEGIES), ("model.init", KERNEL_SCHEMES)):
         _check_choice(config, key, choices)
     _check_range(config, "learning_rate", 0, low_open=True)
     _check_range(config, "momentum", 0, 1)
@@ -240,95 +247,135 @@ def validate_config(
         _check_range(config, key, 0)
     if config.dataset == "idx" and not config.idx_dir:
         raise ConfigError("idx_dir", config.idx_dir, "a folder of IDX files for dataset 'idx'")
-    if config.idx_dir and config.dataset not in IDX_DATASETS:
-        raise ConfigError("idx_dir", config.idx_dir,
-                          f"'' unless dataset is one of {list(IDX_DATASETS)}")
+    if config.idx_dir and not info.uses_idx_dir:
+        users = [name for name, entry in DATASETS.items() if entry.uses_idx_dir]
+        raise ConfigError("idx_dir", config.idx_dir, f"'' unless dataset is one of {users}")
+    if config.model.layers and config.model.preset:
+        raise ConfigError("model.preset", config.model.preset,
+                          "'' for a config that lists its layers (model.layers): one "
+                          "architecture, so that every field of it can be overridden")
 
-    shape, _, _, classes = DATASET_FACTS[config.dataset]
-    if dataset is not None:
-        shape, classes = dataset.image_shape, dataset.num_classes
-        train_count = len(dataset.train_labels)
-        if train_count == 0:
-            raise ConfigError("train_size", config.train_size,
-                              f"a size that leaves training examples ({dataset.describe()})")
-    else:
-        _check_sizes(config)
-        train_count, _ = known_sizes(config)
+    _check_sizes(config, info)
+    train_count, _ = known_sizes(config, info)
     if train_count is not None and config.batch_size > train_count:
         raise ConfigError("batch_size", config.batch_size,
                           f"at most the number of training examples ({train_count})")
-    shape = tuple(input_shape) if input_shape is not None else shape
-    return _check_network(config, shape, classes)
+    shape = tuple(input_shape) if input_shape is not None else info.image_shape
+    return _check_network(config, shape, info.classes)
 
 
-def _check_sizes(config: ml_collections.ConfigDict) -> None:
-    _, train_total, test_total, _ = DATASET_FACTS[config.dataset]
+def check_loaded(config: ml_collections.ConfigDict, network: Network, dataset: Any,
+                 devices: int = 1) -> None:
+    """The checks that need the loaded data set (a `cnn_jax.data.Dataset`) and the devices:
+    training examples left, batch size, the network on the real image shape and classes, and a
+    batch that splits evenly over `devices`. Raises `ConfigError`."""
+    train_count = len(dataset.train_labels)
+    if train_count == 0:
+        raise ConfigError("train_size", config.train_size,
+                          f"a size that leaves training examples ({dataset.describe()})")
+    if config.batch_size > train_count:
+        raise ConfigError("batch_size", config.batch_size,
+                          f"at most the number of training examples ({train_count})")
+    info = dataset_info(config.dataset)
+    if info is None or info.image_shape != dataset.image_shape or info.classes is None:
+        _check_output(config, network, dataset.image_shape, dataset.num_classes)
+    if config.batch_size % devices:
+        raise ConfigError("batch_size", config.batch_size,
+                          f"a multiple of the number of devices ({devices})")
+
+
+def _check_sizes(config: ml_collections.ConfigDict, info: DatasetInfo) -> None:
     name = config.dataset
-    if train_total is not None:
-        if config.validation_size >= train_total:
+    if info.train is not None:
+        if config.validation_size >= info.train:
             raise ConfigError("validation_size", config.validation_size,
-                              f"less than the {train_total} training images of {name}")
-        left = train_total - config.validation_size
+                              f"less than the {info.train} training images of {name}")
+        left = info.train - config.validation_size
         if config.train_size > left:
             raise ConfigError("train_size", config.train_size,
-                              f"at most {left} ({name}'s {train_total} training images less "
+                              f"at most {left} ({name}'s {info.train} training images less "
                               f"validation_size {config.validation_size}), or 0 for all")
-    if test_total is not None and config.test_size > test_total:
+    if info.test is not None and config.test_size > info.test:
         raise ConfigError("test_size", config.test_size,
-                          f"at most the {test_total} test images of {name}, or 0 for all")
+                          f"at most the {info.test} test images of {name}, or 0 for all")
 
 
 def _check_network(config: ml_collections.ConfigDict, shape: tuple[int, ...] | None,
                    classes: int | None) -> Network:
-    if config.model.init not in KERNEL_SCHEMES:
-        raise ConfigError("model.init", config.model.init, f"one of {list(KERNEL_SCHEMES)}")
     layers = layer_dicts(config)
-    key = "model.layers" if config.model.layers else "model.preset"
-    value = _short(layers) if config.model.layers else config.model.preset
     built = []
     for index, layer in enumerate(layers):
-        _check_layer(index, layer)
+        key = f"model.layers[{index}]"
+        if not isinstance(layer, Mapping):
+            raise ConfigError(key, layer, "a dict such as {'type': 'conv', 'features': 20}")
         try:
             built.append(layer_from_dict(layer, index))
-        except ShapeError as error:
-            raise ConfigError(f"model.layers[{index}]", layer, str(error)) from None
+        except LayerError as error:
+            raise _layer_error(key, layer, error) from None
     network = Network(tuple(built), init_scheme=config.model.init)
-    if shape is None:
-        return network
-    try:
-        output = network.output_shape(shape)
-    except ShapeError as error:
-        raise ConfigError(key, value, f"{error} (input {_shape(shape)})") from None
-    if classes is not None and tuple(output) != (classes,):
-        raise ConfigError(
-            key, value, f"a network that ends in {classes} outputs, one per class of "
-            f"{config.dataset}; this one ends in shape {_shape(output)}")
+    if shape is not None:
+        _check_output(config, network, shape, classes)
+    check_formulation(config, network, shape)
     return network
+
+
+def _layer_error(key: str, layer: Mapping[str, Any], error: LayerError) -> ConfigError:
+    """A layer's fault as a config error on its field: `model.layers[0].activation`."""
+    field = error.field
+    if field is not None and field in layer:
+        return ConfigError(f"{key}.{field}", layer[field], str(error))
+    return ConfigError(key, _short(layer), str(error))
+
+
+def _check_output(config: ml_collections.ConfigDict, network: Network, shape: tuple[int, ...],
+                  classes: int | None) -> None:
+    """The plan of every layer for `shape`, and an output of one value per class."""
+    layers = layer_dicts(config)
+
+    def error_at(index: int, allowed: str) -> ConfigError:
+        if config.model.layers:
+            return ConfigError(f"model.layers[{index}]", _short(layers[index]), allowed)
+        return ConfigError("model.preset", config.model.preset or DEFAULT_PRESET, allowed)
+
+    try:
+        network.check_input_shape(shape)
+    except ShapeError as error:
+        raise ConfigError("input_shape", tuple(shape), str(error)) from None
+    current = tuple(shape)
+    for index, (name, layer) in enumerate(zip(network.names, network.layers, strict=True)):
+        try:
+            current = layer.plan(name, current).output_shape
+        except LayerError as error:
+            if config.model.layers:
+                raise _layer_error(f"model.layers[{index}]", layers[index], error) from None
+            raise error_at(index, str(error)) from None
+        except ShapeError as error:
+            raise error_at(index, f"{error} (network input {_shape(shape)})") from None
+    if classes is not None and current != (classes,):
+        raise error_at(len(layers) - 1, f"a network that ends in {classes} outputs, one per "
+                       f"class of {config.dataset}; this one ends in shape {_shape(current)}")
+
+
+def check_formulation(config: ml_collections.ConfigDict, network: Network,
+                      shape: tuple[int, ...] | None) -> None:
+    """config.formulation's explicit choices must be able to take effect on this network."""
+    _check_choice(config, "formulation.conv", ("auto", *formulations.CONV))
+    _check_choice(config, "formulation.pool", ("auto", *formulations.POOL))
+    if shape is None:
+        return
+    plans = network.plan(shape)
+    for training in (True, False):  # the backend does not change what an explicit value means
+        formulations.choose(**config.formulation.to_dict(), plans=plans,
+                            batch_size=config.batch_size, backend="cpu", training=training)
 
 
 def _shape(shape: Sequence[int]) -> str:
     return "×".join(str(d) for d in shape)
 
 
-def _check_layer(index: int, layer: Any) -> None:
-    key = f"model.layers[{index}]"
-    if not isinstance(layer, Mapping):
-        raise ConfigError(key, layer, "a dict such as {'type': 'conv', 'features': 20}")
-    if layer.get("type") not in LAYER_TYPES:
-        raise ConfigError(f"{key}.type", layer.get("type"), f"one of {sorted(LAYER_TYPES)}")
-    if "activation" in layer and layer["activation"] not in ACTIVATIONS:
-        raise ConfigError(f"{key}.activation", layer["activation"], f"one of {sorted(ACTIVATIONS)}")
-    if layer["type"] == "pool" and layer.get("pool_type", "max") not in POOL_TYPES:
-        raise ConfigError(f"{key}.pool_type", layer["pool_type"], f"one of {list(POOL_TYPES)}")
-    if layer["type"] == "dropout":
-        rate = layer.get("rate", 0.5)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-            raise ConfigError(f"{key}.rate", rate, "a dropout rate in [0, 1)")
-
-
-def _short(layers: list[dict[str, Any]]) -> str:
-    text = json.dumps(layers, default=str)
-    return text if len(text) <= 200 else text[:197] + "..."
+def _short(layer: Any) -> str:
+    text = json.dumps(layer, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:
@@ -352,3 +399,8 @@ def semantic_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def layer_fields(kind: str) -> list[str]:
+    """The fields of a layer type (for messages and overrides)."""
+    return [field.name for field in dataclasses.fields(LAYER_TYPES[kind])]

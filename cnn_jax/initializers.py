@@ -9,12 +9,20 @@ softmax output layer starts at zero (see `layers/dense.py`). The
 author later called n_out instead of n_in a mistake; the chapter's numbers were made with it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 
-KERNEL_SCHEMES = ("lecun_normal", "he_normal", "glorot_uniform", "nielsen")
+# scheme → (batch axes, the book's n_out) → a `jax.nn.initializers` initializer for kernels.
+KERNEL_SCHEMES: dict[str, Callable[[tuple[int, ...], int], Callable]] = {
+    "lecun_normal": lambda batch_axis, n_out: jax.nn.initializers.lecun_normal(
+        batch_axis=batch_axis),
+    "he_normal": lambda batch_axis, n_out: jax.nn.initializers.he_normal(batch_axis=batch_axis),
+    "glorot_uniform": lambda batch_axis, n_out: jax.nn.initializers.glorot_uniform(
+        batch_axis=batch_axis),
+    "nielsen": lambda batch_axis, n_out: jax.nn.initializers.normal(stddev=(1.0 / n_out) ** 0.5),
+}
 
 
 def init_kernel(
@@ -22,18 +30,9 @@ def init_kernel(
     batch_axis: Sequence[int] = (), dtype: jnp.dtype = jnp.float32,
 ) -> jax.Array:
     """A kernel of `shape` drawn by `scheme`; `nielsen_fan_out` is the book's n_out."""
-    batch_axis = tuple(batch_axis)
-    if scheme == "nielsen":
-        initializer = jax.nn.initializers.normal(stddev=(1.0 / nielsen_fan_out) ** 0.5)
-    elif scheme == "lecun_normal":
-        initializer = jax.nn.initializers.lecun_normal(batch_axis=batch_axis)
-    elif scheme == "he_normal":
-        initializer = jax.nn.initializers.he_normal(batch_axis=batch_axis)
-    elif scheme == "glorot_uniform":
-        initializer = jax.nn.initializers.glorot_uniform(batch_axis=batch_axis)
-    else:
+    if scheme not in KERNEL_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; choose one of {list(KERNEL_SCHEMES)}")
-    return initializer(key, shape, dtype)
+    return KERNEL_SCHEMES[scheme](tuple(batch_axis), nielsen_fan_out)(key, shape, dtype)
 
 
 def init_bias(

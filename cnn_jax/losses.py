@@ -5,8 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-LOSSES = ("cross_entropy", "quadratic")
-
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean log-likelihood cost of a softmax output: −mean log softmax(logits)[label].
@@ -25,13 +23,14 @@ def quadratic_cost(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return 0.5 * jnp.mean(jnp.sum((targets - outputs) ** 2, axis=-1))
 
 
+LOSSES = {"cross_entropy": cross_entropy, "quadratic": quadratic_cost}
+
+
 def get_loss(name: str):
-    """The cost function called `name`."""
-    if name == "cross_entropy":
-        return cross_entropy
-    if name == "quadratic":
-        return quadratic_cost
-    raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")
+    """The cost function called `name` (a key of `LOSSES`)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {list(LOSSES)}")
+    return LOSSES[name]
 
 
 def l2_penalty(params: dict, strength: float | jax.Array) -> jax.Array:

@@ -11,16 +11,17 @@ is refused before anything is traced or compiled; the traced shapes are checked 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from cnn_jax.errors import LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
 from cnn_jax.layers import Conv, Dense, Dropout, Layer, LayerPlan, LocallyConnected, Pool
-from cnn_jax.layers.base import Shape
-from cnn_jax.shapes import ShapeError
+from cnn_jax.layers.base import Formulation, Shape
 
 Params = dict[str, dict[str, jax.Array]]
 LAYER_TYPES: dict[str, type] = {
@@ -33,19 +34,20 @@ def layer_from_dict(spec: Mapping[str, Any], index: int = 0) -> Layer:
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind not in LAYER_TYPES:
-        raise ShapeError(
-            f"layer {index}: unknown layer type {kind!r}; choose one of {sorted(LAYER_TYPES)}"
-        )
+        raise LayerError(
+            f"layer {index}: unknown layer type {kind!r}; choose one of {sorted(LAYER_TYPES)}",
+            "type")
     cls = LAYER_TYPES[kind]
     allowed = [field.name for field in dataclasses.fields(cls)]
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
-        raise ShapeError(f"layer {index} ({kind}): unknown keys {unknown}; allowed: {allowed}")
+        raise LayerError(f"layer {index} ({kind}): unknown keys {unknown}; allowed: {allowed}",
+                         unknown[0])
     spec = {key: _frozen(value) for key, value in spec.items()}
     try:
         return cls(**spec)
     except TypeError as error:
-        raise ShapeError(f"layer {index} ({kind}): {error}") from None
+        raise LayerError(f"layer {index} ({kind}): {error}") from None
 
 
 def _frozen(value: Any) -> Any:
@@ -75,17 +77,6 @@ class Network:
         )
         return cls(built, **kwargs)
 
-    def with_impls(self, conv: str | None = None, pool: str | None = None) -> Network:
-        """The same network with other formulations of its conv / pool layers (same function)."""
-        def swap(layer: Layer) -> Layer:
-            if conv is not None and isinstance(layer, Conv):
-                return dataclasses.replace(layer, impl=conv)
-            if pool is not None and isinstance(layer, Pool):
-                return dataclasses.replace(layer, impl=pool)
-            return layer
-
-        return dataclasses.replace(self, layers=tuple(swap(layer) for layer in self.layers))
-
     @property
     def names(self) -> tuple[str, ...]:
         """Readable layer names: conv1, pool1, conv2, …, dense1, dense2."""
@@ -99,21 +90,29 @@ class Network:
     def plan(self, input_shape: Shape) -> tuple[LayerPlan, ...]:
         """Per-layer shapes and costs for one input (height, width, channels), by formula."""
         if not self.layers:
-            raise ShapeError("the network has no layers")
+            raise LayerError("the network has no layers")
         if self.init_scheme not in KERNEL_SCHEMES:
-            raise ShapeError(
-                f"unknown init scheme {self.init_scheme!r}; choose one of {list(KERNEL_SCHEMES)}"
-            )
-        shape = tuple(int(d) for d in input_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise ShapeError(
-                f"input shape must be (height, width, channels) with sizes >= 1, got {shape}"
-            )
+            raise LayerError(
+                f"unknown init scheme {self.init_scheme!r}; choose one of {list(KERNEL_SCHEMES)}",
+                "init")
+        shape = self.check_input_shape(input_shape)
         plans = []
         for name, layer in zip(self.names, self.layers, strict=True):
             plans.append(layer.plan(name, shape))
             shape = plans[-1].output_shape
         return tuple(plans)
+
+    @staticmethod
+    def check_input_shape(input_shape: Shape) -> Shape:
+        """(height, width, channels) with sizes >= 1, as ints; a `ShapeError` otherwise."""
+        try:
+            shape = tuple(operator.index(d) for d in input_shape)
+        except TypeError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            raise ShapeError(f"input shape must be (height, width, channels) with integer sizes "
+                             f">= 1, got {tuple(input_shape)}")
+        return shape
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return self.plan(input_shape)[-1].output_shape
@@ -134,7 +133,8 @@ class Network:
         return params
 
     def _forward(
-        self, params: Params, x: jax.Array, train: bool, key: jax.Array | None
+        self, params: Params, x: jax.Array, train: bool, key: jax.Array | None,
+        formulation: Formulation | None = None,
     ) -> Iterator[tuple[LayerPlan, jax.Array]]:
         if x.ndim != 4:
             raise ShapeError(
@@ -145,7 +145,8 @@ class Network:
         self._check_params(params, plans)
         for i, (layer, plan) in enumerate(zip(self.layers, plans, strict=True)):
             layer_key = None if key is None else _fold_in(key, i)
-            x = layer.apply(params.get(plan.name, {}), x, plan, train=train, key=layer_key)
+            x = layer.apply(params.get(plan.name, {}), x, plan, train=train, key=layer_key,
+                            formulation=formulation)
             if tuple(x.shape[1:]) != plan.output_shape:
                 raise AssertionError(
                     f"layer '{plan.name}': traced shape {tuple(x.shape[1:])} differs from the "
@@ -154,15 +155,17 @@ class Network:
             yield plan, x
 
     def apply(
-        self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None
+        self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
+        formulation: Formulation | None = None,
     ) -> jax.Array:
         """Logits (batch, classes) for images x (batch, height, width, channels).
 
         key (training with dropout): one PRNG key, or one per example, shape (batch,)
         (`cnn_jax.layers.dropout.example_keys`), which makes the masks independent of how the
-        batch is split.
+        batch is split. formulation: how conv and pool layers are computed
+        (`cnn_jax.formulations`); None is the layers' own `lax` programs.
         """
-        *_, (_, logits) = self._forward(params, x, train, key)
+        *_, (_, logits) = self._forward(params, x, train, key, formulation)
         return logits
 
     def activations(self, params: Params, x: jax.Array) -> dict[str, jax.Array]:

@@ -13,25 +13,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from cnn_jax.errors import LayerError, ShapeError
+
 Padding = str | int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 AXES = ("height", "width")
-
-
-class ShapeError(ValueError):
-    """An impossible layer configuration (named layer, the numbers and the formula)."""
 
 
 def pair(value: int | Sequence[int], what: str, layer: str) -> tuple[int, int]:
     """`5 -> (5, 5)`, `(3, 5) -> (3, 5)`; refuses anything else."""
     if isinstance(value, bool):
-        raise ShapeError(f"layer '{layer}': {what} must be an int or a pair of ints, got {value!r}")
+        raise LayerError(f"layer '{layer}': {what} must be an int or a pair of ints, got "
+                         f"{value!r}", what)
     if isinstance(value, int):
         return (value, value)
     if isinstance(value, Sequence) and len(value) == 2 and all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
         return (int(value[0]), int(value[1]))
-    raise ShapeError(f"layer '{layer}': {what} must be an int or a pair of ints, got {value!r}")
+    raise LayerError(f"layer '{layer}': {what} must be an int or a pair of ints, got {value!r}",
+                     what)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +79,9 @@ def resolve_padding(
             out = -(-size_in // stride)
             total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size_in, 0)
             return (total // 2, total - total // 2)
-        raise ShapeError(
-            f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}"
-        )
+        raise LayerError(
+            f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}",
+            "padding")
     if isinstance(padding, int) and not isinstance(padding, bool):
         return (padding, padding)
     if isinstance(padding, Sequence) and len(padding) == 2:
@@ -90,9 +90,9 @@ def resolve_padding(
             return (item, item)
         if isinstance(item, Sequence) and len(item) == 2:
             return (int(item[0]), int(item[1]))
-    raise ShapeError(
-        f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}"
-    )
+    raise LayerError(
+        f"layer '{layer}': padding must be 'VALID', 'SAME', an int or pairs, got {padding!r}",
+        "padding")
 
 
 def window_geometry(
@@ -113,17 +113,16 @@ def window_geometry(
     axes = []
     for i, name in enumerate(AXES):
         k, s, d, size_in = kernels[i], strides[i], dilations[i], spatial_in[i]
-        if k < 1:
-            raise ShapeError(f"layer '{layer}' ({kind}): {what} size must be >= 1, got {k}")
-        if s < 1:
-            raise ShapeError(f"layer '{layer}' ({kind}): stride must be >= 1, got {s}")
-        if d < 1:
-            raise ShapeError(f"layer '{layer}' ({kind}): dilation must be >= 1, got {d}")
+        for field, label, value in ((what, f"{what} size", k), ("stride", "stride", s),
+                                    ("dilation", "dilation", d)):
+            if value < 1:
+                raise LayerError(f"layer '{layer}' ({kind}): {label} must be >= 1, got {value}",
+                                 field)
         lo, hi = resolve_padding(padding, size_in, k, s, d, i, layer)
         if lo < 0 or hi < 0:
-            raise ShapeError(
-                f"layer '{layer}' ({kind}): padding must be >= 0, got ({lo}, {hi}) along {name}"
-            )
+            raise LayerError(
+                f"layer '{layer}' ({kind}): padding must be >= 0, got ({lo}, {hi}) along {name}",
+                "padding")
         geometry = AxisGeometry(name, size_in, k, s, lo, hi, d)
         if geometry.size_out < 1:
             raise ShapeError(

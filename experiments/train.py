@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnn_jax import cli
-from cnn_jax.config import validate_config
+from cnn_jax.train import train_and_evaluate
 from cnn_jax.train.devices import enable_compilation_cache, initialize_distributed
 
 CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config file.")
@@ -31,16 +31,10 @@ EXIT_CODES = {"done": 0, "diverged": 1, "interrupted": cli.INTERRUPTED_EXIT_CODE
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; options are flags such as --workdir=...")
-    validate_config(CONFIG.value)  # fails fast, before the training machinery is imported
-    from cnn_jax.train import WorkdirError, train_and_evaluate
-
     if DISTRIBUTED.value:
         initialize_distributed()
     enable_compilation_cache()
-    try:
-        results = train_and_evaluate(CONFIG.value, WORKDIR.value, overwrite=OVERWRITE.value)
-    except WorkdirError as error:
-        cli.fail(str(error))
+    results = train_and_evaluate(CONFIG.value, WORKDIR.value, overwrite=OVERWRITE.value)
     sys.exit(EXIT_CODES.get(results["status"], 1))
 
 

@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,8 +49,6 @@ def train_env(shared_tmp):
         for name, value in _SHARED.items():
             patch.setenv(name, value)
         patch.setenv("JAX_PLATFORMS", "cpu")
-        patch.delenv("CNN_JAX_FAULT_AFTER_STEPS", raising=False)
-        patch.delenv("CNN_JAX_FAULT_SIGNAL", raising=False)
         from cnn_jax.train.devices import enable_compilation_cache
 
         enable_compilation_cache(str(cache_dir))
@@ -58,18 +57,42 @@ def train_env(shared_tmp):
 
 def script_env(**extra: str) -> dict[str, str]:
     """The environment of a script subprocess: CPU, shared data and compilation cache."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CNN_JAX_FAULT_AFTER_STEPS", "CNN_JAX_FAULT_SIGNAL", "XLA_FLAGS")}
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(_SHARED, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO), **extra)
     return env
 
 
+def kill_after(step: int, signal_name: str = "SIGKILL"):
+    """A training callback (`cnn_jax.train.loop.Callback`) that sends this process `signal_name`
+    right after step `step` has been computed and its record and checkpoint (if one is due at
+    `step`) written: a deterministic stand-in for a kill at an arbitrary point. It fires only in
+    a process that takes that step, so the rerun of the same command goes on."""
+    number = signal.Signals[signal_name if signal_name.startswith("SIG") else f"SIG{signal_name}"]
+
+    def callback(done: int, num_steps: int) -> None:
+        if done - num_steps < step <= done:
+            os.kill(os.getpid(), number)
+
+    return callback
+
+
+def script_command(module: str, args: tuple[str, ...], fault_after: int | None,
+                   fault_signal: str) -> list[str]:
+    """`python -m module args`, through tests/fault_driver.py when a fault is asked for."""
+    if fault_after is None:
+        return [sys.executable, "-m", module, *args]
+    return [sys.executable, str(REPO / "tests" / "fault_driver.py"), f"--after={fault_after}",
+            f"--signal={fault_signal}", "-m", module, *args]
+
+
 def run_script(*args: str, module: str = "experiments.train", timeout: float = 180,
+               fault_after: int | None = None, fault_signal: str = "SIGKILL",
                **env: str) -> subprocess.CompletedProcess:
-    """`python -m experiments.train *args` in the repository; stdout/stderr captured as text."""
+    """`python -m experiments.train *args` in the repository; stdout/stderr captured as text.
+    fault_after: send the process `fault_signal` right after that step (`kill_after`)."""
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, env=script_env(**env),
-        capture_output=True, text=True, timeout=timeout, check=False,
+        script_command(module, args, fault_after, fault_signal), cwd=REPO,
+        env=script_env(**env), capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 

@@ -13,6 +13,7 @@ from conftest import TINY, run_script, tiny_args, tiny_config
 from cnn_jax.config import (
     ConfigError,
     base_config,
+    check_loaded,
     config_to_json,
     semantic_difference,
     validate_config,
@@ -75,15 +76,22 @@ BAD = [
      "model.layers[2].rate"),
     ("unknown layer type", with_layers({**CONV4, "type": "convolution"}, LOGITS),
      "model.layers[0].type"),
-    ("unknown layer key", with_layers({**CONV4, "kernal": 3}, LOGITS), "model.layers[0]"),
+    ("unknown layer key", with_layers({**CONV4, "kernal": 3}, LOGITS),
+     "model.layers[0].kernal"),
     ("layer not a dict", with_layers("conv", LOGITS), "model.layers[0]"),
     ("kernel larger than the image", with_layers({**CONV4, "kernel": 30}, LOGITS),
-     "model.layers"),
-    ("zero maps", with_layers({**CONV4, "features": 0}, LOGITS), "model.layers"),
-    ("conv after dense", with_layers(LOGITS, CONV4), "model.layers"),
+     "model.layers[0]"),
+    ("zero maps", with_layers({**CONV4, "features": 0}, LOGITS), "model.layers[0].features"),
+    ("conv after dense", with_layers(LOGITS, CONV4), "model.layers[1]"),
     ("wrong number of outputs", with_layers(CONV4, POOL, {**LOGITS, "features": 5}),
-     "model.layers"),
-    ("no logits layer", with_layers(CONV4, POOL), "model.layers"),
+     "model.layers[2]"),
+    ("no logits layer", with_layers(CONV4, POOL), "model.layers[1]"),
+    ("a preset beside listed layers", {"model": {"preset": "lenet5"}}, "model.preset"),
+    ("unknown conv formulation", {"formulation": {"conv": "fft"}}, "formulation.conv"),
+    ("offsets for no layer of its size", with_layers({**CONV4, "features": 20}, POOL, LOGITS)
+     | {"formulation": {"conv": "offsets"}}, "formulation.conv"),
+    ("micro-batches that do not divide the batch", {"formulation": {"microbatches": 3}},
+     "formulation.microbatches"),
 ]
 
 
@@ -135,24 +143,27 @@ def test_with_defaults_fills_missing_keys():
 
 def test_shape_check_uses_the_image_shape_of_the_data_set():
     config = base_config()
-    config.dataset = "cifar10"
+    config.dataset = "tfds:cifar10"
     config.model.preset = "nielsen_fc100"
     validate_config(config)  # 32×32×3 input
-    config.model.layers = [{**CONV4, "kernel": 33}, LOGITS]
+    config.model.preset, config.model.layers = "", [{**CONV4, "kernel": 33}, LOGITS]
     with pytest.raises(ConfigError, match="32×32×3"):
         validate_config(config)
 
 
 def test_loaded_dataset_sizes_are_checked():
-    from cnn_jax.train.inputs import synthetic_dataset
+    from cnn_jax.train.inputs import load_for_config
 
     config = tiny_config()
-    dataset = synthetic_dataset(config)
-    validate_config(config, dataset=dataset)
+    network = validate_config(config)
+    check_loaded(config, network, load_for_config(config))
     config.batch_size = 200
     config.train_size = 100
     with pytest.raises(ConfigError, match="batch_size"):
-        validate_config(config, dataset=synthetic_dataset(config))
+        check_loaded(config, network, load_for_config(config))
+    config.batch_size = 10
+    with pytest.raises(ConfigError, match="multiple of the number of devices"):
+        check_loaded(config, network, load_for_config(config), devices=4)
 
 
 def test_semantic_difference_ignores_watch_only_keys():

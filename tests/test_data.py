@@ -14,8 +14,8 @@ from cnn_jax.data import (
     DataError,
     Dataset,
     DatasetNotAvailableError,
-    available_datasets,
     builders,
+    dataset_names,
     expand_with_shifts,
     load_dataset,
     read_idx,
@@ -208,7 +208,7 @@ def test_fashion_mnist_debian_uses_idx_dir(tmp_path):
 def test_stock_name_not_prepared(tmp_path):
     data_dir = tmp_path / "empty"
     with pytest.raises(DatasetNotAvailableError) as info:
-        load_dataset("mnist", data_dir=str(data_dir))
+        load_dataset("tfds:mnist", data_dir=str(data_dir))
     message = str(info.value)
     assert "mnist" in message and str(data_dir) in message
     assert "download_and_prepare(file_format='array_record')" in message
@@ -244,8 +244,8 @@ def test_bad_arguments(tmp_path):
         load_dataset("idx", validation_size=10, train_size=41, **kwargs)
     with pytest.raises(ValueError, match="unknown dataset"):
         load_dataset("imagenet")
-    assert {"mnist_5k", "idx", "fashion_mnist_debian", "mnist", "cifar10"} <= set(
-        available_datasets()
+    assert {"mnist_5k", "idx", "fashion_mnist_debian", "tfds:mnist", "tfds:cifar10"} <= set(
+        dataset_names()
     )
 
 
@@ -268,7 +268,8 @@ def mock_tfds(monkeypatch):
         yield
 
 
-@pytest.mark.parametrize(("name", "shape"), [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize(("name", "shape"), [("tfds:mnist", (28, 28, 1)),
+                                             ("tfds:cifar10", (32, 32, 3))])
 def test_stock_names_through_mock_data(tmp_path, mock_tfds, name, shape):
     ds = load_dataset(name, data_dir=str(tmp_path / "data"), validation_size=4)
     assert ds.num_classes == 10 and ds.image_shape == shape

@@ -1,9 +1,9 @@
 """Reliability: divergence, kills and signals, determinism, workdir and disk faults, missing or
 corrupt data — each through the training script or `train_and_evaluate` as a user meets it.
 
-Kills are placed deterministically with the fault-injection hook of `cnn_jax.train.loop`:
-CNN_JAX_FAULT_AFTER_STEPS=N makes the process send itself CNN_JAX_FAULT_SIGNAL (default SIGKILL)
-right after step N.
+Kills are placed deterministically by a training callback (`conftest.kill_after`; scripts run
+through tests/fault_driver.py): the process sends itself a signal (default SIGKILL) right after
+step N.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_sigkill_between_checkpoints_then_rerun_is_identical(reference, tmp_path
     workdir = tmp_path / "run"
     args = tiny_args(workdir, *CHECKPOINTS)
     # Killed at step 17, mid-epoch, three steps after the checkpoint of step 14.
-    killed = run_script(*args, CNN_JAX_FAULT_AFTER_STEPS="17")
+    killed = run_script(*args, fault_after=17)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert json.loads((workdir / "status.json").read_text())["status"] == "running"
     assert not (workdir / "results.json").exists()
@@ -84,7 +84,7 @@ def test_sigkill_between_checkpoints_then_rerun_is_identical(reference, tmp_path
 
     # The rerun of the same command is killed again, on the last step of epoch 1: after the
     # checkpoint of step 35, before the epoch's record and checkpoint are written.
-    killed = run_script(*args, CNN_JAX_FAULT_AFTER_STEPS="40")
+    killed = run_script(*args, fault_after=40)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert "resuming" in killed.stdout and checkpoint(workdir)[0] == 35
     assert not [r for r in read_jsonl(workdir / "metrics.jsonl") if r["kind"] == "epoch"]
@@ -99,7 +99,7 @@ def test_sigkill_between_checkpoints_then_rerun_is_identical(reference, tmp_path
 def test_sigterm_stops_cleanly_and_rerun_is_identical(reference, tmp_path):
     workdir = tmp_path / "run"
     args = tiny_args(workdir, *CHECKPOINTS)
-    stopped = run_script(*args, CNN_JAX_FAULT_AFTER_STEPS="30", CNN_JAX_FAULT_SIGNAL="SIGTERM")
+    stopped = run_script(*args, fault_after=30, fault_signal="SIGTERM")
     assert stopped.returncode == 130, stopped.stderr[-2000:]
     assert "stopped by SIGTERM at step 30" in stopped.stderr
     assert "Traceback" not in stopped.stderr
@@ -290,7 +290,7 @@ def test_corrupt_idx_file_is_named(tmp_path):
 def test_unprepared_tfds_dataset_names_the_path_and_the_command(tmp_path):
     empty = tmp_path / "tfds"
     empty.mkdir()
-    result = run_script(*tiny_args(tmp_path / "run", "--config.dataset=mnist",
+    result = run_script(*tiny_args(tmp_path / "run", "--config.dataset=tfds:mnist",
                                    f"--config.data_dir={empty}", "--config.train_size=0",
                                    "--config.test_size=0"))
     check_data_error(result, str(empty), "download_and_prepare")

@@ -16,6 +16,7 @@ from cnn_jax import (
     Conv,
     Dense,
     Dropout,
+    LayerError,
     LocallyConnected,
     Network,
     Pool,
@@ -81,15 +82,13 @@ def test_layer_names_count_per_kind():
 
 LAYER_DICTS = [
     {"type": "conv", "features": 20, "kernel": 5, "stride": 1, "padding": "VALID",
-     "dilation": 1, "activation": "relu", "impl": "xla"},
+     "dilation": 1, "activation": "relu"},
     {"type": "conv", "features": 8, "kernel": [3, 5], "stride": [1, 2],
-     "padding": [[1, 0], [2, 2]], "dilation": [2, 1], "activation": "tanh", "impl": "im2col"},
+     "padding": [[1, 0], [2, 2]], "dilation": [2, 1], "activation": "tanh"},
     {"type": "local", "features": 4, "kernel": 3, "stride": 2, "padding": 1, "dilation": 1,
      "activation": "sigmoid"},
-    {"type": "pool", "pool_type": "avg", "window": 3, "stride": 2, "padding": "SAME",
-     "impl": "xla"},
-    {"type": "pool", "pool_type": "l2", "window": [2, 3], "stride": None, "padding": "VALID",
-     "impl": "reshape"},
+    {"type": "pool", "pool_type": "avg", "window": 3, "stride": 2, "padding": "SAME"},
+    {"type": "pool", "pool_type": "l2", "window": [2, 3], "stride": None, "padding": "VALID"},
     {"type": "dense", "features": 100, "activation": "identity"},
     {"type": "dropout", "rate": 0.5},
 ]
@@ -122,12 +121,12 @@ def test_layer_from_dict_fills_defaults():
     ],
 )
 def test_layer_from_dict_refuses_bad_specs_naming_the_layer(spec, pattern):
-    with pytest.raises(ShapeError, match=pattern):
+    with pytest.raises(LayerError, match=pattern):
         layer_from_dict(spec, 4)
 
 
 def test_network_from_dicts_names_the_bad_layer_by_index():
-    with pytest.raises(ShapeError, match=r"layer 1: unknown layer type 'pooling'"):
+    with pytest.raises(LayerError, match=r"layer 1: unknown layer type 'pooling'"):
         Network.from_layers([{"type": "conv", "features": 2}, {"type": "pooling"}])
     net = Network.from_layers([{"type": "conv", "features": 2}, Pool(), {"type": "dense",
                                                                          "features": 3}])
@@ -275,7 +274,7 @@ def test_init_is_reproducible_per_key():
 
 
 def test_unknown_init_scheme_is_refused():
-    with pytest.raises(ShapeError, match="unknown init scheme 'xavier'"):
+    with pytest.raises(LayerError, match="unknown init scheme 'xavier'"):
         Network.from_layers([Dense(3)], init_scheme="xavier").plan((4, 4, 1))
 
 

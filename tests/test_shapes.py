@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from cnn_jax import Conv, Dense, Dropout, LocallyConnected, Network, Pool, ShapeError
+from cnn_jax import Conv, Dense, Dropout, LayerError, LocallyConnected, Network, Pool, ShapeError
 from cnn_jax.shapes import window_geometry
 
 # ints, the two modes, one symmetric padding per axis (height 1, width 2), asymmetric pairs
@@ -186,7 +186,8 @@ def test_pool_stride_defaults_to_window():
 
 
 # ---------------------------------------------------------------------------------------------
-# Every bad configuration: a ShapeError (or ValueError) naming the layer and the numbers
+# Every bad configuration: a ShapeError (impossible geometry) or a LayerError (a value a layer
+# cannot take), both ValueErrors, naming the layer and the numbers
 # ---------------------------------------------------------------------------------------------
 
 BAD_CONFIGS = [
@@ -261,7 +262,7 @@ def test_bad_configuration_is_a_shape_error_at_trace_time_under_jit(layers, inpu
     images = jnp.zeros((1, *input_shape))
     with pytest.raises(ValueError) as error:
         jax.jit(net.apply)({}, images)
-    assert type(error.value) in (ShapeError, ValueError)  # not an XLA or type error
+    assert type(error.value) in (ShapeError, LayerError)  # not an XLA or type error
     assert re.search(patterns[0], str(error.value))
 
 

@@ -1,6 +1,7 @@
-"""The compiled steps against direct computations: the conv/pool formulations equal the layers',
-one step is a hand-computed SGD update, a scan of N steps equals N single steps, and eval_chunk
-with padding weights equals a direct sum."""
+"""The compiled steps and the formulations against direct computations: the conv/pool
+formulations equal the layers', one step is a hand-computed SGD update, a scan of N steps equals
+N single steps, eval_chunk with padding weights equals a direct sum, and `formulations.choose`
+picks what it documents."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import numpy as np
 import optax
 import pytest
 
-from cnn_jax.config import base_config
+from cnn_jax import formulations
+from cnn_jax.config import ConfigError, base_config
+from cnn_jax.formulations import Formulation, conv2d_im2col, conv2d_offsets, pool2d_reshape
 from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, pool2d
-from cnn_jax.layers.conv import conv2d_im2col, conv2d_offsets
 from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
@@ -23,7 +25,7 @@ from cnn_jax.shapes import window_geometry
 from cnn_jax.train import steps
 from cnn_jax.train.state import create_state
 
-IMPLS = [("xla", "xla"), ("im2col", "reshape"), ("xla", "reshape"), ("im2col", "xla"),
+IMPLS = [("lax", "lax"), ("im2col", "reshape"), ("lax", "reshape"), ("im2col", "lax"),
          ("offsets", "reshape")]
 
 
@@ -78,7 +80,7 @@ def test_conv_formulations_equal_conv2d(formulation, kernel, stride, padding, di
 @pytest.mark.parametrize("size", [(8, 8), (9, 7)])
 def test_pool_reshape_equals_pool2d(kind, size):
     x = jnp.asarray(np.random.default_rng(2).normal(size=(3, *size, 4)).astype(np.float32))
-    np.testing.assert_allclose(pool2d(x, kind, (2, 2), (2, 2), impl="reshape"),
+    np.testing.assert_allclose(pool2d_reshape(x, kind, (2, 2), (2, 2)),
                                pool2d(x, kind, (2, 2), (2, 2)), rtol=1e-6)
 
 
@@ -89,14 +91,14 @@ def test_forward_and_gradient_equal_network_apply(name, conv_impl, pool_impl):
     params = network.init(jax.random.key(0), (28, 28, 1))
     x, y = data(4, (28, 28, 1))
 
-    fast = network.with_impls(conv=conv_impl, pool=pool_impl)
+    fast = Formulation(conv_impl, pool_impl)
 
-    def loss(p, net):
-        return cross_entropy(net.apply(p, x), y)
+    def loss(p, formulation):
+        return cross_entropy(network.apply(p, x, formulation=formulation), y)
 
-    np.testing.assert_allclose(fast.apply(params, x), network.apply(params, x),
-                               rtol=1e-4, atol=1e-5)
-    expected = jax.grad(loss)(params, network)
+    np.testing.assert_allclose(network.apply(params, x, formulation=fast),
+                               network.apply(params, x), rtol=1e-4, atol=1e-5)
+    expected = jax.grad(loss)(params, None)
     got = jax.grad(loss)(params, fast)
     for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected),
                     strict=True):
@@ -115,7 +117,7 @@ def test_one_step_is_a_hand_computed_sgd_update(conv_impl, pool_impl):
     grads = jax.grad(lambda p: cross_entropy(network.apply(p, x), y))(params)
     logits = network.apply(params, x)
     run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None,
-                            conv_impl=conv_impl, pool_impl=pool_impl)
+                            Formulation(conv_impl, pool_impl))
     new = run(state, images, labels, order, jnp.int32(1))
     for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
                          jax.tree_util.tree_leaves(grads), strict=True):
@@ -160,8 +162,7 @@ def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl)
     params = network.init(jax.random.key(4), (10, 10, 1))
     images, labels = data(8, seed=5)
     weights = jnp.asarray([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)  # the last two are padding
-    run = steps.eval_chunk(network, "cross_entropy", 4, None, conv_impl=conv_impl,
-                           pool_impl=pool_impl)
+    run = steps.eval_chunk(network, "cross_entropy", 4, None, Formulation(conv_impl, pool_impl))
     total_loss = total_hits = 0.0
     for chunk in range(2):
         loss, hits = run(params, images, labels, weights, chunk)
@@ -173,22 +174,38 @@ def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl)
     assert float(total_hits) == float(expected_hits)
 
 
-def test_resolve_impls(monkeypatch):
-    monkeypatch.delenv("CNN_JAX_CONV_IMPL", raising=False)
-    monkeypatch.delenv("CNN_JAX_POOL_IMPL", raising=False)
-    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("offsets", "reshape")
-    assert steps.resolve_impls("auto", "auto", 128, "cpu") == ("offsets", "reshape")
-    assert steps.resolve_impls("auto", "auto", 1000, "cpu", training=False) == ("xla", "reshape")
-    assert steps.resolve_impls("auto", "auto", 10, "gpu") == ("xla", "xla")
-    assert steps.resolve_impls("xla", "xla", 10, "cpu") == ("xla", "xla")
-    monkeypatch.setenv("CNN_JAX_CONV_IMPL", "xla")
-    monkeypatch.setenv("CNN_JAX_POOL_IMPL", "xla")
-    assert steps.resolve_impls("auto", "auto", 10, "cpu") == ("xla", "xla")
-    with pytest.raises(ValueError, match="conv_impl"):
-        steps.resolve_impls("fft", "auto", 10, "cpu")
-    monkeypatch.setenv("CNN_JAX_POOL_IMPL", "bogus")
-    with pytest.raises(ValueError, match="environment"):
-        steps.resolve_impls("auto", "auto", 10, "cpu")
+def plans(name: str = "nielsen_cp2_fc100_relu"):
+    return Network.from_layers(preset(name)).plan((28, 28, 1))
+
+
+def test_choose_auto_per_backend_and_mode():
+    def chosen(backend, training, batch=10, name="course_3maps"):
+        return formulations.choose("auto", "auto", 0, plans=plans(name), batch_size=batch,
+                                   backend=backend, training=training)
+
+    assert chosen("cpu", True) == Formulation("offsets", "reshape", 2)
+    assert chosen("cpu", True, 128) == Formulation("offsets", "reshape", 8)
+    assert chosen("cpu", False, 1000) == Formulation("lax", "reshape", 1)
+    assert chosen("gpu", True) == Formulation("lax", "lax", 1)
+    # Nielsen's conv1 has 20 maps: outside the offsets regime, so 'auto' keeps lax there
+    assert chosen("cpu", True, name="nielsen_cp2_fc100_relu").conv == "lax"
+    assert formulations.choose("lax", "lax", 1, plans=plans(), batch_size=10, backend="cpu",
+                               training=True) == Formulation("lax", "lax", 1)
+
+
+def test_choices_that_cannot_take_effect_are_refused():
+    with pytest.raises(ConfigError, match="formulation.conv"):
+        formulations.choose("fft", "auto", 0, plans=plans(), batch_size=10, backend="cpu",
+                            training=True)
+    with pytest.raises(ConfigError, match="one input channel"):  # no conv layer of 1 → ≤ 4 maps
+        formulations.choose("offsets", "auto", 0, plans=plans(), batch_size=10, backend="cpu",
+                            training=True)
+    with pytest.raises(ConfigError, match="window equals its stride"):  # no pool at all
+        formulations.choose("auto", "reshape", 0, plans=plans("nielsen_fc100"), batch_size=10,
+                            backend="cpu", training=True)
+    with pytest.raises(ConfigError, match="divisor of the batch of 10"):
+        formulations.choose("auto", "auto", 3, plans=plans(), batch_size=10, backend="cpu",
+                            training=True)
 
 
 def test_epoch_order_and_all_finite():
@@ -219,23 +236,24 @@ def test_train_step_matches_optax_momentum_reference():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_resolve_microbatches(monkeypatch):
-    monkeypatch.delenv("CNN_JAX_MICROBATCHES", raising=False)
-    assert [steps.resolve_microbatches(0, b, None, "cpu") for b in (1, 10, 32, 128, 1024)] == [
+def test_auto_microbatches():
+    course = plans("course_3maps")
+    assert [formulations.auto_microbatches(b, course) for b in (1, 10, 32, 128, 1024)] == [
         1, 2, 2, 8, 8]
-    assert steps.resolve_microbatches(0, 128, None, "gpu") == 1
+    assert formulations.choose("auto", "auto", 0, plans=course, batch_size=128, backend="gpu",
+                               training=True).microbatches == 1
     # dense layers do half or more of the work: one batch (measured faster); conv-heavy: split
-    fc1000 = Network.from_layers(preset("nielsen_cp2_fc1000_dropout"))
-    fc100 = Network.from_layers(preset("nielsen_cp2_fc100_relu"))
-    assert steps.dense_share(fc1000, (28, 28, 1)) >= 0.5 > steps.dense_share(fc100, (28, 28, 1))
-    assert steps.resolve_microbatches(0, 128, None, "cpu", fc1000, (28, 28, 1)) == 1
-    assert steps.resolve_microbatches(0, 128, None, "cpu", fc100, (28, 28, 1)) == 8
-    assert steps.resolve_microbatches(2, 128, None, "cpu", fc1000, (28, 28, 1)) == 2
-    assert steps.resolve_microbatches(4, 128, None, "gpu") == 4
-    monkeypatch.setenv("CNN_JAX_MICROBATCHES", "1")
-    assert steps.resolve_microbatches(0, 128, None, "cpu") == 1
-    with pytest.raises(ValueError, match="divide"):
-        steps.resolve_microbatches(3, 10, None, "cpu")
+    fc1000, fc100 = plans("nielsen_cp2_fc1000_dropout"), plans("nielsen_cp2_fc100_relu")
+    assert formulations.dense_share(fc1000) >= 0.5 > formulations.dense_share(fc100)
+    assert formulations.auto_microbatches(128, fc1000) == 1
+    assert formulations.auto_microbatches(128, fc100) == 8
+    explicit = formulations.choose("auto", "auto", 2, plans=fc1000, batch_size=128,
+                                   backend="cpu", training=True)
+    assert explicit.microbatches == 2
+    assert formulations.choose("auto", "auto", 4, plans=fc100, batch_size=128, backend="gpu",
+                               training=True).microbatches == 4
+    assert formulations.choose("auto", "auto", 0, plans=fc100, batch_size=128, backend="cpu",
+                               training=True, devices=4).microbatches == 1  # sharded batch
 
 
 @pytest.mark.parametrize("microbatches", [2, 4])
@@ -253,7 +271,7 @@ def test_microbatched_step_is_the_same_sgd_update(microbatches):
 
     grads = jax.grad(objective)(params)
     run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
-                            conv_impl="xla", pool_impl="xla", microbatches=microbatches)
+                            Formulation("lax", "lax", microbatches))
     new = run(state, images, labels, order, jnp.int32(0))
     for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
                          jax.tree_util.tree_leaves(grads), strict=True):
@@ -279,7 +297,7 @@ def test_dropout_masks_do_not_depend_on_the_micro_batch_split():
     expected = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads)
     for microbatches in (1, 2, 4):
         run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
-                                conv_impl="xla", pool_impl="xla", microbatches=microbatches)
+                                Formulation("lax", "lax", microbatches))
         new = run(jax.tree_util.tree_map(jnp.copy, state), images, labels,
                   jnp.arange(8, dtype=jnp.int32), jnp.int32(0))
         for got, want in zip(jax.tree_util.tree_leaves(new.params),

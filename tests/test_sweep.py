@@ -13,12 +13,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SWEEPS, read_csv, script_env, sweep_of, tiny_sweep
+from conftest import REPO, SWEEPS, read_csv, script_command, script_env, sweep_of, tiny_sweep
 
 from cnn_jax.sweep import SweepError, run_sweep
 from cnn_jax.sweep import worker as sweep_worker
@@ -120,15 +119,16 @@ def test_report_has_tables_plots_and_architectures(tiny_run):
 
 
 
-def sweep_script(workdir: Path, **env: str) -> subprocess.Popen:
+def sweep_script(workdir: Path, fault_after: int | None = None, fault_signal: str = "SIGKILL",
+                 **env: str) -> subprocess.Popen:
     """`python -m experiments.sweep` on configs/sweeps/tiny.py with the synthetic data set
-    (output in workdir.parent/script.log)."""
+    (output in workdir.parent/script.log); fault_after: see `conftest.kill_after`."""
     log = (workdir.parent / "script.log").open("w")
+    args = (f"--config={SWEEPS / 'tiny.py'}", "--config.base.dataset=synthetic",
+            "--config.base.progress=false", f"--workdir={workdir}", "--noreport")
     return subprocess.Popen(
-        [sys.executable, "-m", "experiments.sweep", f"--config={SWEEPS / 'tiny.py'}",
-         "--config.base.dataset=synthetic", "--config.base.progress=false",
-         f"--workdir={workdir}", "--noreport"], cwd=REPO, env=script_env(**env), stdout=log,
-        stderr=subprocess.STDOUT)
+        script_command("experiments.sweep", args, fault_after, fault_signal), cwd=REPO,
+        env=script_env(**env), stdout=log, stderr=subprocess.STDOUT)
 
 
 def attempts_and_mtimes(workdir: Path) -> dict[str, tuple[int, float]]:
@@ -224,7 +224,7 @@ def test_sigterm_stops_the_sweep_and_the_rerun_resumes_the_trial_exactly(tiny_ru
     and ends interrupted, the sweep exits 130; the rerun resumes it to the accuracy of an
     uninterrupted run."""
     workdir = tmp_path / "sweep"
-    process = sweep_script(workdir, CNN_JAX_FAULT_AFTER_STEPS="12", CNN_JAX_FAULT_SIGNAL="SIGTERM")
+    process = sweep_script(workdir, fault_after=12, fault_signal="SIGTERM")
     assert process.wait(timeout=150) == 130, (tmp_path / "script.log").read_text()[-2000:]
     first = workdir / "trials" / "k5-s1-pmax-seed0"
     assert read_json(first / "status.json")["status"] == "interrupted"

@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     assert_trees_equal,
     checkpoint,
+    kill_after,
     leaves,
     read_records,
     read_tensorboard_scalars,
@@ -23,7 +24,7 @@ from conftest import (
 from cnn_jax.config import build_network, config_to_json, with_defaults
 from cnn_jax.summary import shape_table
 from cnn_jax.train import train_and_evaluate
-from cnn_jax.train.run_summary import summarize
+from cnn_jax.train.results import summarize
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -160,17 +161,15 @@ def reference(tmp_path_factory):
 
 @pytest.mark.parametrize(("stop_after", "signal_name"), [(25, "SIGINT"), (40, "SIGTERM")])
 def test_stop_by_signal_then_resume_matches_an_uninterrupted_run(
-        reference, tmp_path, monkeypatch, stop_after, signal_name):
+        reference, tmp_path, stop_after, signal_name):
     """A stop mid-epoch (25) or on the last step of an epoch (40) saves and exits; rerunning
     ends with bitwise the same state and the same metrics records."""
     workdir = tmp_path / "run"
-    monkeypatch.setenv("CNN_JAX_FAULT_AFTER_STEPS", str(stop_after))
-    monkeypatch.setenv("CNN_JAX_FAULT_SIGNAL", signal_name)
-    stopped = train_and_evaluate(tiny_config(), workdir)
+    stopped = train_and_evaluate(tiny_config(), workdir,
+                                 callbacks=[kill_after(stop_after, signal_name)])
     assert stopped["status"] == "interrupted" and stopped["step"] == stop_after
     assert json.loads((workdir / "status.json").read_text())["status"] == "interrupted"
     assert checkpoint(workdir)[0] == stop_after
-    monkeypatch.delenv("CNN_JAX_FAULT_AFTER_STEPS")
     resumed = train_and_evaluate(tiny_config(), workdir)
 
     expected_dir, expected = reference
@@ -192,7 +191,7 @@ def test_missing_dataset_raises_a_clear_error(tmp_path):
 
     empty = tmp_path / "empty_data"
     empty.mkdir()
-    config = tiny_config(dataset="mnist", data_dir=str(empty), train_size=0, test_size=0)
+    config = tiny_config(dataset="tfds:mnist", data_dir=str(empty), train_size=0, test_size=0)
     with pytest.raises(DatasetNotAvailableError) as caught:
         train_and_evaluate(config, tmp_path / "run")
     message = str(caught.value)

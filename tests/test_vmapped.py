@@ -21,6 +21,7 @@ from conftest import (
     REPO,
     assert_trees_equal,
     checkpoint,
+    kill_after,
     leaves,
     read_csv,
     read_records,
@@ -36,10 +37,10 @@ from cnn_jax.sweep.grid import Trial
 from cnn_jax.sweep.plan import TrialPlan
 from cnn_jax.sweep.run import pick_executor, vmap_groups
 from cnn_jax.sweep.worker import run_group
-from cnn_jax.train import train_and_evaluate
+from cnn_jax.train import GroupError, program_key, train_and_evaluate, train_vmapped
 from cnn_jax.train.devices import model_mesh
+from cnn_jax.train.inputs import load_for_config
 from cnn_jax.train.logs import read_json, read_jsonl, write_status
-from cnn_jax.train.vmapped import GroupError, program_key, train_vmapped
 
 VALUES = [{"learning_rate": 0.03}, {"learning_rate": 0.1, "l2": 5.0},
           {"learning_rate": 0.1, "seed": 3}]
@@ -58,9 +59,7 @@ def runs(train_env, tmp_path_factory):
     configs = group_configs()
     alone = [root / f"alone{i}" for i in range(len(configs))]
     together = [root / f"together{i}" for i in range(len(configs))]
-    from cnn_jax.train.inputs import synthetic_dataset
-
-    dataset = synthetic_dataset(configs[0])  # one data set for every seed
+    dataset = load_for_config(configs[0])  # one data set for every seed
     alone_results = [train_and_evaluate(c, w, dataset=dataset)
                      for c, w in zip(configs, alone, strict=True)]
     together_results = train_vmapped(configs, together, dataset=dataset)
@@ -113,10 +112,10 @@ import json, sys
 sys.path.insert(0, "tests")
 from conftest import tiny_config
 from test_vmapped import VALUES
-from cnn_jax.train.inputs import synthetic_dataset
-from cnn_jax.train.vmapped import train_vmapped
+from cnn_jax.train import train_vmapped
+from cnn_jax.train.inputs import load_for_config
 configs = [tiny_config(**values) for values in VALUES]
-results = train_vmapped(configs, sys.argv[1:], dataset=synthetic_dataset(configs[0]))
+results = train_vmapped(configs, sys.argv[1:], dataset=load_for_config(configs[0]))
 print(json.dumps([r["status"] for r in results]))
 """
 
@@ -182,14 +181,12 @@ def test_a_diverging_model_ends_diverged_while_the_others_train_on(train_env, tm
 
 
 def test_sigterm_stops_every_model_and_the_rerun_ends_bitwise_as_uninterrupted(
-        runs, tmp_path, monkeypatch, capsys):
+        runs, tmp_path, capsys):
     workdirs = [tmp_path / f"m{i}" for i in range(3)]
-    monkeypatch.setenv("CNN_JAX_FAULT_AFTER_STEPS", "12")
-    monkeypatch.setenv("CNN_JAX_FAULT_SIGNAL", "SIGTERM")
-    stopped = train_vmapped(runs["configs"], workdirs, dataset=runs["dataset"])
+    stopped = train_vmapped(runs["configs"], workdirs, dataset=runs["dataset"],
+                            callbacks=[kill_after(12, "SIGTERM")])
     assert [r["status"] for r in stopped] == ["interrupted"] * 3
     assert all(checkpoint(w)[0] == 12 for w in workdirs)
-    monkeypatch.delenv("CNN_JAX_FAULT_AFTER_STEPS")
     resumed = train_vmapped(runs["configs"], workdirs, dataset=runs["dataset"])
     assert "resuming from step 12" in capsys.readouterr().out
     for workdir, result, reference, expected in zip(

@@ -87,7 +87,7 @@ def table_rows(report: dict[str, Any]) -> list[str]:
             f"| {_num(project['compile_s'], 2)} / {_num(project['eval_compile_s'], 2)} "
             f"| {memory} | {_median(project.get('cpu_us_per_img'))} / "
             f"{_median(torch_result.get('cpu_us_per_img')) if torch_result else '–'} "
-            f"| {project['conv_impl']}/{project['pool_impl']}, "
+            f"| {project['conv']}/{project['pool']}, "
             f"{project.get('microbatches') or 1} micro-batches, {project['strategy']} |"
         )
     return lines

@@ -112,8 +112,8 @@ def bench_row(settings: BenchSettings, network: str, batch: int, use_torch: bool
             "eval_size": settings.eval_size}
     specs = {PROJECT: {**base, "framework": "jax"}}
     if settings.baseline:
-        specs[BASELINE] = {**base, "framework": "jax", "conv_impl": "xla", "pool_impl": "xla",
-                           "microbatches": 1}
+        specs[BASELINE] = {**base, "framework": "jax",
+                           "formulation": {"conv": "lax", "pool": "lax", "microbatches": 1}}
     if use_torch:
         specs[TORCH] = {**base, "framework": "torch"}
     workers: dict[str, Worker] = {}
@@ -140,8 +140,8 @@ def bench_row(settings: BenchSettings, network: str, batch: int, use_torch: bool
                 "cpu_us_per_img": spread(cpu[name]),
                 "compile_s": worker.info.get("compile_s"),
                 "eval_compile_s": worker.info.get("eval_compile_s"),
-                "conv_impl": worker.info.get("conv_impl"),
-                "pool_impl": worker.info.get("pool_impl"),
+                "conv": worker.info.get("conv"),
+                "pool": worker.info.get("pool"),
                 "microbatches": worker.info.get("microbatches"),
                 "strategy": worker.info.get("strategy"), **stats,
             }

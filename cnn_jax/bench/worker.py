@@ -33,11 +33,11 @@ def random_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 class JaxWorker:
-    """The project's own path: `create_state`, device-resident data, `steps.train_steps` (or
-    `steps.vmapped_train_steps` over `models` stacked states, as a vmap sweep runs them), the
-    per-step dispatch loop of `cnn_jax.train.loop` (same host syncs: NaN check every 50 steps,
-    log every 100), and
-    `steps.eval_chunk` over a padded evaluation set."""
+    """The project's own training path: a `cnn_jax.train.loop.Group` built by
+    `cnn_jax.train.run.build_group` (the strategy and formulations training picks), its compiled
+    programs, and `loop.train_chunks` — the loop's own chunk function with its NaN checks and
+    train records (host syncs), without files. `models` > 0: that many stacked states in one
+    vmapped program, as a vmap sweep trains them. Evaluation is `Group.evaluate`."""
 
     def __init__(self, spec: dict[str, Any]):
         import jax
@@ -46,133 +46,61 @@ class JaxWorker:
             from cnn_jax.train.devices import enable_compilation_cache
 
             enable_compilation_cache(spec["cache_dir"])
-        import jax.numpy as jnp
+        from cnn_jax.train import loop
 
-        from cnn_jax.config import base_config
-        from cnn_jax.network import Network
-        from cnn_jax.train import steps
-        from cnn_jax.train.inputs import eval_set
-        from cnn_jax.train.loop import pick_strategy
-        from cnn_jax.train.state import create_state
-
-        self.jax, self.jnp, self.steps_mod = jax, jnp, steps
-        self.spec = spec
-        batch, num_steps = spec["batch_size"], spec["steps"]
-        self.batch, self.num_steps = batch, num_steps
+        self.jax, self.loop = jax, loop
+        self.batch, self.num_steps = spec["batch_size"], spec["steps"]
         self.models = int(spec.get("models", 0))
-        self.network = Network.from_layers(layers_for(spec["network"]))
-        config = base_config()
-        config.batch_size, config.learning_rate = batch, LEARNING_RATE
-        self.config = config
-        count = max(batch * min(num_steps, 400), batch)
-        images, labels = random_data(count)
-        self.images, self.labels = jax.device_put((images, labels))
-        self.steps_per_epoch = count // batch
-        strategy = pick_strategy(spec.get("strategy", "auto"))
-        self.chunk = 1 if strategy == "step" else min(int(spec.get("scan_steps", 100)),
-                                                      self.steps_per_epoch)
-        self.strategy = strategy
-        impls = {"conv_impl": spec.get("conv_impl", "auto"),
-                 "pool_impl": spec.get("pool_impl", "auto"),
-                 "microbatches": int(spec.get("microbatches", 0))}
-        self.microbatches = steps.resolve_microbatches(impls["microbatches"], batch,
-                                                       network=self.network,
-                                                       input_shape=INPUT_SHAPE)
-        self.impls = steps.resolve_impls(impls["conv_impl"], impls["pool_impl"],
-                                         batch // self.microbatches)
-        self.order = steps.epoch_order(jax.random.key(1), 0, count)
-        if self.models:  # each model its own order, as in `cnn_jax.train.vmapped`
-            self.order = jnp.stack([steps.epoch_order(jax.random.key(1 + m), 0, count)
-                                    for m in range(self.models)])
-
-        def make_state(seed):
-            config.seed = seed
-            return create_state(self.network, config, INPUT_SHAPE, self.steps_per_epoch)
-
-        if self.models:
-            states = [make_state(seed) for seed in range(self.models)]
-            self.make_state = lambda: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *states)
-        else:
-            self.make_state = lambda: make_state(0)
-        state = self.make_state()
+        self.group, state = jax_group(spec, eval_size=0 if self.models else
+                                      int(spec.get("eval_size", 2000)))
         jax.block_until_ready(state)
-        started = time.perf_counter()  # trace + lower + compile, as the loop's `program()`
-        self.program = self._build(self.chunk, impls, state)
-        tail = self.steps_per_epoch % self.chunk
-        self.tail_program = self._build(tail, impls, state) if tail else None
-        self.compile_s = time.perf_counter() - started
-        self.state = self.program(state, self.images, self.labels, self.order,
-                                  jnp.int32(0))
-        jax.block_until_ready(self.state)
+        self.programs, self.compile_s = self.group.compile(state)
+        self.state, self.step = state, 0
+        self._steps(self.group.steps_per_epoch)  # warm-up: one epoch
         self.eval_compile_s = 0.0
         if not self.models:
-            eval_images, eval_labels = random_data(int(spec.get("eval_size", 2000)), seed=1)
-            self.eval = eval_set(eval_images, eval_labels, EVAL_CHUNK, None)
-            chunk_size = len(self.eval.labels) // self.eval.chunks
             started = time.perf_counter()
-            self.eval_program = steps.eval_chunk(
-                self.network, "cross_entropy", chunk_size, None,
-                conv_impl=impls["conv_impl"], pool_impl=impls["pool_impl"],
-            ).lower(self.state.params, self.eval.images, self.eval.labels, self.eval.weights,
-                    0).compile()
+            self.group.evaluate(self.state.params, self.group.val)  # compiles the eval chunk
             self.eval_compile_s = time.perf_counter() - started
-            self.run_eval()
 
-    def _build(self, num_steps: int, impls: dict, state):
-        jnp = self.jnp
-        if self.models:
-            run = self.steps_mod.vmapped_train_steps(
-                self.network, "cross_entropy", "sgd", "constant", self.batch, num_steps, **impls)
-        else:
-            run = self.steps_mod.train_steps(self.network, "cross_entropy", "sgd", "constant",
-                                             self.batch, num_steps, None, **impls)
-        return run.lower(state, self.images, self.labels, self.order,
-                         jnp.int32(0)).compile()
+    def _steps(self, count: int) -> int:
+        """Runs `count` steps (whole epochs where they fit) through the loop's chunk function."""
+        group, done = self.group, 0
+        spe = group.steps_per_epoch
+        while done < count:
+            epoch, batch = divmod(self.step, spe)
+            end = min(spe, batch + count - done)
+            if group.chunk_steps > 1:
+                end = spe  # fused chunks: whole epochs, as the loop runs them
+            self.state, _, step = self.loop.train_chunks(group, self.programs, self.state, epoch,
+                                                         batch, end, self.step)
+            done, self.step = done + step - self.step, step
+        return done
 
     def ready(self) -> dict[str, Any]:
+        formulation = self.group.train_formulation
         return {"ready": True, "compile_s": self.compile_s, "eval_compile_s": self.eval_compile_s,
-                "strategy": self.strategy, "chunk": self.chunk,
-                "conv_impl": self.impls[0], "pool_impl": self.impls[1],
-                "microbatches": self.microbatches}
+                "strategy": "step" if self.group.chunk_steps == 1 else "scan",
+                "chunk": self.group.chunk_steps, "conv": formulation.conv,
+                "pool": formulation.pool, "microbatches": formulation.microbatches}
 
     def train(self) -> dict[str, Any]:
-        jax, jnp = self.jax, self.jnp
-        state = self.state
-        spe, done = self.steps_per_epoch, 0
         cpu = time.process_time()
         started = time.perf_counter()
-        while done < self.num_steps:
-            batch = done % spe
-            num = min(self.chunk, spe - batch)
-            run = self.program if num == self.chunk else self.tail_program
-            state = run(state, self.images, self.labels, self.order, jnp.int32(batch))
-            done += num
-            if done % 50 < num:  # the loop's NaN check (a host sync)
-                float(jax.device_get(state.epoch_sums["loss"]).sum())
-            if done % 100 < num:  # the loop's log record (a host sync)
-                jax.device_get(state.epoch_sums)
-        jax.block_until_ready(state)
+        done = self._steps(self.num_steps)
+        self.jax.block_until_ready(self.state)
         seconds = time.perf_counter() - started
-        self.state = state
         images = done * self.batch * max(self.models, 1)
         return {"img_s": images / seconds, "seconds": seconds,
                 "cpu_us_per_img": 1e6 * (time.process_time() - cpu) / images}
-
-    def run_eval(self) -> float:
-        loss = hits = 0.0
-        for index in range(self.eval.chunks):
-            chunk_loss, chunk_hits = self.eval_program(
-                self.state.params, self.eval.images, self.eval.labels, self.eval.weights, index)
-            loss, hits = loss + chunk_loss, hits + chunk_hits
-        return float(self.jax.device_get(hits))
 
     def evaluate(self) -> dict[str, Any]:
         if self.models:
             return {"img_s": None}
         started = time.perf_counter()
-        self.run_eval()
+        self.group.evaluate(self.state.params, self.group.val)
         seconds = time.perf_counter() - started
-        return {"img_s": self.eval.size / seconds, "seconds": seconds}
+        return {"img_s": self.group.val.size / seconds, "seconds": seconds}
 
     def stats(self) -> dict[str, Any]:
         device = self.jax.local_devices()[0]
@@ -182,6 +110,41 @@ class JaxWorker:
             if "peak_bytes_in_use" in memory:
                 device_peak = memory["peak_bytes_in_use"] / 2**20
         return {"peak_rss_mb": peak_rss_mb(), "device_peak_mb": device_peak}
+
+
+def jax_group(spec: dict[str, Any], eval_size: int = 0):
+    """(group, initial state) of the benchmark's JAX side: random data (at most 400 steps an
+    epoch), the spec's network, batch, strategy and formulation, runs without files."""
+    import jax
+
+    from cnn_jax.config import base_config
+    from cnn_jax.data import Dataset
+    from cnn_jax.network import Network
+    from cnn_jax.train import loop, run
+    from cnn_jax.train.state import create_state
+
+    batch, models = spec["batch_size"], int(spec.get("models", 0))
+    config = base_config()
+    config.batch_size, config.learning_rate = batch, LEARNING_RATE
+    config.strategy = spec.get("strategy", "auto")
+    config.log_every_steps = int(spec.get("scan_steps", 100))
+    config.eval_batch_size = EVAL_CHUNK
+    config.formulation.update(spec.get("formulation", {}))
+    network = Network.from_layers(layers_for(spec["network"]))
+    images, labels = random_data(max(batch * min(spec.get("steps", 1), 400), batch))
+    eval_images, eval_labels = random_data(eval_size, seed=1)
+    empty_images, empty_labels = eval_images[:0], eval_labels[:0]
+    dataset = Dataset("random", images, labels, eval_images, eval_labels, empty_images,
+                      empty_labels, 10)
+    runs = []
+    for model in range(max(models, 1)):  # each model its own seed and data order
+        model_config = config.copy_and_resolve_references()
+        model_config.seed = model
+        runs.append(loop.Run(model_config, workdir=None, checkpointer=None, log=None, history=[],
+                             data_key=jax.random.key(1 + model)))
+    group = run.build_group(runs, network, dataset, None, stacked=models > 0)
+    states = [create_state(network, r.config, INPUT_SHAPE, group.steps_per_epoch) for r in runs]
+    return group, group.place(states)
 
 
 class TorchWorker:
@@ -267,32 +230,20 @@ class TorchWorker:
 
 
 def compile_only(spec: dict[str, Any]) -> dict[str, Any]:
-    """Wall time of `.lower().compile()` of the Nielsen training step in a fresh process, with the
-    persistent compilation cache in spec['cache_dir'] (cold: empty; warm: filled by a previous
-    process)."""
+    """Wall time of compiling the training programs of the spec's network and batch in a fresh
+    process, with the persistent compilation cache in spec['cache_dir'] (cold: empty; warm:
+    filled by a previous process)."""
     started = time.perf_counter()
     import jax
-    import jax.numpy as jnp
 
-    from cnn_jax.config import base_config
-    from cnn_jax.network import Network
-    from cnn_jax.train import steps
     from cnn_jax.train.devices import enable_compilation_cache
-    from cnn_jax.train.state import create_state
 
     enable_compilation_cache(spec["cache_dir"])
-    network = Network.from_layers(layers_for(spec["network"]))
-    config = base_config()
-    config.batch_size = spec["batch_size"]
-    images, labels = jax.device_put(random_data(spec["batch_size"] * 4))
-    state = create_state(network, config, INPUT_SHAPE, 4)
-    order = jnp.arange(len(labels))
-    jax.block_until_ready((state, order))
-    import_s = time.perf_counter() - started
-    started = time.perf_counter()
-    steps.train_steps(network, "cross_entropy", "sgd", "constant", spec["batch_size"], 1,
-                      None).lower(state, images, labels, order, jnp.int32(0)).compile()
-    return {"compile_s": time.perf_counter() - started, "setup_s": import_s}
+    group, state = jax_group({**spec, "steps": 4})
+    jax.block_until_ready(state)
+    setup_s = time.perf_counter() - started
+    _, compile_s = group.compile(state)
+    return {"compile_s": compile_s, "setup_s": setup_s}
 
 
 def main(argv: list[str]) -> None:

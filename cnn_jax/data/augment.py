@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+EXPANSION_FACTOR = 5  # each image plus its four one-pixel shifts
+
 
 def expand_with_shifts(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns each image plus its four one-pixel shifts, zero-filled: 5x the data.
@@ -25,11 +27,11 @@ def expand_with_shifts(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarr
             f"need images (N, H, W[, C]) and labels (N,), got {images.shape} and {labels.shape}"
         )
     n = len(images)
-    out = np.zeros((5 * n, *images.shape[1:]), dtype=images.dtype)
+    out = np.zeros((EXPANSION_FACTOR * n, *images.shape[1:]), dtype=images.dtype)
     out[:n] = images
     up, down, left, right = (out[k * n : (k + 1) * n] for k in range(1, 5))
     up[:, :-1] = images[:, 1:]
     down[:, 1:] = images[:, :-1]
     left[:, :, :-1] = images[:, :, 1:]
     right[:, :, 1:] = images[:, :, :-1]
-    return out, np.tile(labels, 5)
+    return out, np.tile(labels, EXPANSION_FACTOR)

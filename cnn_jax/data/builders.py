@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.data.errors import DataError, DatasetNotAvailableError
 from cnn_jax.data.idx import read_idx_pair, read_idx_shape
+from cnn_jax.errors import DataError, DatasetNotAvailableError
 
 IDX_NUM_CLASSES = 10
 MNIST_5K_SEED = 0
@@ -197,3 +197,26 @@ class CnnJaxIdx(tfds.core.GeneratorBasedBuilder):
 
     def _generate_examples(self, images: np.ndarray, labels: np.ndarray) -> Iterator[Example]:
         return _examples(images, labels)
+
+
+def idx_sources(idx_dir: str, data_dir: str):
+    """The (train, test) sources of the IDX folder `idx_dir`, prepared in `data_dir` if needed.
+
+    Raises:
+      DatasetNotAvailableError: the folder or one of its four files is missing.
+    """
+    from cnn_jax.data import sources
+
+    idx_dir = os.path.abspath(os.path.expanduser(idx_dir))
+    try:
+        config = idx_config(idx_dir)
+    except FileNotFoundError as e:
+        raise DatasetNotAvailableError(
+            f"{e}. Looked in {idx_dir} for train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz). For "
+            "Fashion-MNIST run: apt-get install -y dataset-fashion-mnist (installs them in "
+            "/usr/share/datasets/fashion-mnist)"
+        ) from e
+    builder = sources.prepared_builder(lambda: CnnJaxIdx(config=config, data_dir=data_dir),
+                                       data_dir)
+    return tuple(builder.as_data_source(split=["train", "test"]))

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from cnn_jax.data.errors import DataError
+from cnn_jax.errors import DataError
 
 _SPLITS = ("train", "val", "test")
 

@@ -14,7 +14,7 @@ import zlib
 
 import numpy as np
 
-from cnn_jax.data.errors import DataError
+from cnn_jax.errors import DataError
 
 # IDX type code -> big-endian numpy dtype.
 _CODE_TO_DTYPE: dict[int, np.dtype] = {

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from cnn_jax.data.errors import DataError, DatasetNotAvailableError
+from cnn_jax.errors import DataError, DatasetNotAvailableError
 
 READ_CHUNK = 8192  # records per batched read
 LOCK_NAME = ".cnn_jax_prepare.lock"

@@ -7,7 +7,8 @@ from typing import Any, Protocol
 
 import jax
 
-from cnn_jax.shapes import AxisGeometry, ShapeError
+from cnn_jax.errors import LayerError, ShapeError
+from cnn_jax.shapes import AxisGeometry
 
 Shape = tuple[int, ...]
 Params = dict[str, jax.Array]
@@ -26,6 +27,17 @@ class LayerPlan:
     geometry: tuple[AxisGeometry, AxisGeometry] | None = None
     activation: str = ""
     detail: str = ""
+    pool_type: str = ""  # pool layers: 'max', 'avg', 'l2' or 'none'
+
+
+class Formulation(Protocol):
+    """How conv and pool layers are computed (`cnn_jax.formulations`); None: the layers' own
+    `conv2d` and `pool2d`. Same functions, other XLA programs."""
+
+    def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array, **window) -> jax.Array: ...
+
+    def pool2d(self, x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
+               padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array: ...
 
 
 class Layer(Protocol):
@@ -38,7 +50,8 @@ class Layer(Protocol):
     def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int) -> Params: ...
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool, key: jax.Array | None
+        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool, key: jax.Array | None,
+        formulation: Formulation | None = None,
     ) -> jax.Array: ...
 
 
@@ -53,10 +66,10 @@ def spatial_input(name: str, kind: str, input_shape: Shape) -> tuple[int, int, i
     return int(height), int(width), int(channels)
 
 
-def positive_int(name: str, what: str, value: Any) -> int:
-    """`value` if it is an int >= 1, else a `ShapeError` naming the layer."""
+def positive_int(name: str, field: str, value: Any) -> int:
+    """`value` if it is an int >= 1, else a `LayerError` naming the layer and `field`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ShapeError(f"layer '{name}': {what} must be an int >= 1, got {value!r}")
+        raise LayerError(f"layer '{name}': {field} must be an int >= 1, got {value!r}", field)
     return value
 
 

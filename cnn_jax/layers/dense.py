@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import LayerPlan, Params, Shape, positive_int
+from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape, positive_int
 
 
 def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
@@ -27,7 +27,7 @@ class Dense:
     kind = "dense"
 
     def plan(self, name: str, input_shape: Shape) -> LayerPlan:
-        units = positive_int(name, "features (number of units)", self.features)
+        units = positive_int(name, "features", self.features)
         get_activation(self.activation, name)
         n_in = math.prod(input_shape)
         flat = " (flattened)" if len(input_shape) > 1 else ""
@@ -50,7 +50,7 @@ class Dense:
 
     def apply(
         self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None,
+        key: jax.Array | None = None, formulation: Formulation | None = None,
     ) -> jax.Array:
         z = dense(x, params["kernel"], params["bias"])
         return get_activation(self.activation, plan.name)(z)

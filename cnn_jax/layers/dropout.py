@@ -12,8 +12,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from cnn_jax.layers.base import LayerPlan, Params, Shape
-from cnn_jax.shapes import ShapeError
+from cnn_jax.errors import LayerError
+from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape
 
 
 def dropout(x: jax.Array, rate: float | jax.Array, key: jax.Array) -> jax.Array:
@@ -49,7 +49,8 @@ class Dropout:
         if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or not (
             0.0 <= self.rate < 1.0
         ):
-            raise ShapeError(f"layer '{name}': dropout rate must be in [0, 1), got {self.rate!r}")
+            raise LayerError(f"layer '{name}': dropout rate must be in [0, 1), got {self.rate!r}",
+                             "rate")
         return LayerPlan(
             name=name, kind=self.kind, input_shape=tuple(input_shape),
             output_shape=tuple(input_shape), params=0, macs=0, detail=f"p={self.rate}",
@@ -60,7 +61,7 @@ class Dropout:
 
     def apply(
         self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None,
+        key: jax.Array | None = None, formulation: Formulation | None = None,
     ) -> jax.Array:
         if not train or self.rate == 0.0:
             return x

@@ -17,6 +17,7 @@ import jax
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
 from cnn_jax.layers.base import (
+    Formulation,
     LayerPlan,
     Params,
     Shape,
@@ -67,7 +68,7 @@ class LocallyConnected:
 
     def plan(self, name: str, input_shape: Shape) -> LayerPlan:
         height, width, channels = spatial_input(name, self.kind, input_shape)
-        maps = positive_int(name, "features (number of maps)", self.features)
+        maps = positive_int(name, "features", self.features)
         get_activation(self.activation, name)
         rows, cols = window_geometry(
             name, self.kind, (height, width), self.kernel, self.stride, self.padding, self.dilation
@@ -98,7 +99,7 @@ class LocallyConnected:
 
     def apply(
         self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None,
+        key: jax.Array | None = None, formulation: Formulation | None = None,
     ) -> jax.Array:
         z = local2d(x, params["kernel"], params["bias"], **window_args(plan))
         return get_activation(self.activation, plan.name)(z)

@@ -18,6 +18,7 @@ from typing import Any
 import ml_collections
 
 from cnn_jax.config import layer_dicts
+from cnn_jax.errors import SweepError
 
 Path = tuple[str | int, ...]
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\d+")
@@ -30,10 +31,6 @@ ABBREVIATIONS = {
     "batch_size": "bs", "num_epochs": "ep", "schedule": "sched", "train_size": "n",
     "init": "init", "loss": "loss", "preset": "net",
 }
-
-
-class SweepError(ValueError):
-    """A sweep config that cannot be expanded (bad key, unequal zip lengths, duplicate ids)."""
 
 
 def parse_key(key: str) -> Path:

@@ -14,13 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cnn_jax.config import DATASET_FACTS, ConfigError, layer_dicts, validate_config
+from cnn_jax.config import ConfigError, layer_dicts, validate_config
+from cnn_jax.data.registry import dataset_info
 from cnn_jax.summary import ShapeRow, format_shape, format_table, shape_table
 from cnn_jax.sweep.grid import Trial
 from cnn_jax.sweep.keys import SweepError
 from cnn_jax.train.logs import atomic_write_text
-
-INPUT_SHAPES = {name: facts[0] for name, facts in DATASET_FACTS.items() if facts[0] is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +51,12 @@ class TrialPlan:
 def input_shape_for(config, override: Any = None) -> tuple[int, int, int]:
     if override:
         return tuple(int(d) for d in override)
-    if config.dataset not in INPUT_SHAPES:
+    info = dataset_info(config.dataset)
+    if info is None or info.image_shape is None:
         raise SweepError(f"the image shape of dataset {config.dataset!r} is not known before "
                          "loading it; set input_shape = (height, width, channels) in the sweep "
                          "config")
-    return INPUT_SHAPES[config.dataset]
+    return info.image_shape
 
 
 def architecture_id(config, input_shape) -> str:

@@ -5,7 +5,7 @@
 2. Write workdir/sweep.json (the manifest: dimensions, seeds, trials) and one folder per trial.
 3. Run the pending, running, interrupted and failed trials in grid order, in this process
    (`executor='local'`), in this process with same-shape trials stacked into one `jax.vmap`-ed
-   program (`executor='vmap'`, `cnn_jax.train.vmapped`), or as Ray tasks (`executor='ray'`);
+   program (`executor='vmap'`, `cnn_jax.train.train_vmapped`), or as Ray tasks (`executor='ray'`);
    'auto' is 'vmap' on an accelerator and 'local' on CPU (see `pick_executor`). A sweep-level
    progress bar; results.csv/results.jsonl are rewritten after every trial, the report at the end.
 
@@ -66,7 +66,7 @@ def pick_executor(executor: str, backend: str | None = None) -> str:
 def vmap_groups(plans: list[TrialPlan], max_models: int) -> list[list[TrialPlan]]:
     """`plans` in groups that can share one vmapped program (same `program_key`), in order of
     first appearance, at most `max_models` per group."""
-    from cnn_jax.train.vmapped import program_key
+    from cnn_jax.train import program_key
 
     if max_models < 1:
         raise ValueError(f"vmap_models must be >= 1, got {max_models}")

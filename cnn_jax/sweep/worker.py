@@ -94,14 +94,14 @@ def run_trial(directory: str | Path, config: ml_collections.ConfigDict, *, execu
 
 def run_group(directories: list[str | Path], configs: list[ml_collections.ConfigDict], *,
               executor: str = "vmap") -> list[dict[str, Any]]:
-    """Trains same-shape trials as one vmapped program (`cnn_jax.train.vmapped`); returns one
+    """Trains same-shape trials as one vmapped program (`cnn_jax.train.train_vmapped`); returns one
     outcome per trial, as `run_trial` does.
 
     The group's output goes to every trial's train.log; its compilations are counted on the first
     trial. Errors are handled as in `run_trial`, for every trial of the group; a group that cannot
     resume together (`GroupError`) runs its trials one by one.
     """
-    from cnn_jax.train.vmapped import GroupError, train_vmapped
+    from cnn_jax.train import GroupError, train_vmapped
 
     directories = [Path(directory) for directory in directories]
     for directory in directories:

@@ -1,28 +1,14 @@
-"""Training and evaluation: `train_and_evaluate(config, workdir) -> results`.
+"""Training and evaluation.
 
-The names below are imported on first use, so that `cnn_jax.train.devices` (or a script that
-fails on a bad config) does not pay for importing Orbax, TFDS and the compiled steps.
+    train_and_evaluate(config, workdir)     one run (cnn_jax.train.run)
+    train_vmapped(configs, workdirs)        same-shape runs as one vmapped program
+
+The path of one step: run.py (setup) → loop.py (epochs, chunks, bookkeeping) → steps.py (the
+compiled step) → cnn_jax.network.Network.apply → cnn_jax.layers. See docs/architecture.md.
 """
 
-from __future__ import annotations
+from cnn_jax.errors import GroupError, WorkdirError
+from cnn_jax.train.run import VALUE_KEYS, program_key, train_and_evaluate, train_vmapped
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "Diverged": "cnn_jax.train.training_loop",
-    "pick_strategy": "cnn_jax.train.loop",
-    "train_and_evaluate": "cnn_jax.train.loop",
-    "WorkdirError": "cnn_jax.train.workdir",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'cnn_jax.train' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = ["VALUE_KEYS", "GroupError", "WorkdirError", "program_key", "train_and_evaluate",
+           "train_vmapped"]

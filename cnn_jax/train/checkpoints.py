@@ -9,6 +9,8 @@ synchronous: when `save` returns, the checkpoint is on disk.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint.checkpoint_managers import preservation_policy as policies
 
+from cnn_jax.errors import GroupError
 from cnn_jax.train.state import TrainState
 
 SCORE = "score"  # the metric that picks the best checkpoint (higher is better)
@@ -48,7 +51,17 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def best_step(self) -> int | None:
-        return self._manager.best_step()
+        """The step of the checkpoint with the highest score (the earliest on ties), or the latest
+        step if no checkpoint carries a score (Orbax's own `best_step` needs a `best_fn` and
+        would return the latest)."""
+        scored = []
+        for step in self.all_steps():
+            metrics = self._manager.metrics(step) or {}
+            if SCORE in metrics:
+                scored.append((float(metrics[SCORE]), -step))
+        if not scored:
+            return self.latest_step()
+        return -max(scored)[1]
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -74,3 +87,35 @@ class Checkpointer:
 
     def close(self) -> None:
         self._manager.close()
+
+
+def restore_newest_intact(checkpointers: Sequence[Checkpointer], templates: Sequence[TrainState]
+                          ) -> tuple[int | None, list[TrainState]]:
+    """(step, states) of the newest step of which every checkpointer holds a checkpoint that
+    restores, shaped like `templates`; (None, templates) to start again when one of them holds
+    no checkpoint at all, or when none of the common ones can be read (each unreadable one is
+    reported in one line). Raises `GroupError` when they hold checkpoints but none in common."""
+    held = [set(checkpointer.all_steps()) for checkpointer in checkpointers]
+    if any(not steps for steps in held):
+        return None, list(templates)
+    common = sorted(set.intersection(*held), reverse=True)
+    if not common:
+        raise GroupError(f"cannot resume these trials together: "
+                         f"{[str(c.directory.parent) for c in checkpointers]} hold no checkpoint "
+                         f"of a step in common; resume them one by one")
+    for step in common:
+        states = []
+        for checkpointer, template in zip(checkpointers, templates, strict=True):
+            try:
+                states.append(checkpointer.restore(template, step))
+            except Exception as error:  # noqa: BLE001 - Orbax/TensorStore raise many kinds
+                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                print(f"{checkpointer.directory / str(step)}: cannot be read "
+                      f"({type(error).__name__}: {reason}); trying an older checkpoint",
+                      file=sys.stderr)
+                break
+        else:
+            return step, states
+    print(f"no readable checkpoint in {[str(c.directory) for c in checkpointers]}; starting "
+          f"again", file=sys.stderr)
+    return None, list(templates)

@@ -1,6 +1,6 @@
 """Parallelism with `jax.sharding`. One run: the batch is split over all local devices along the
 mesh axis 'data'; parameters, optimizer state and the (small) data sets are replicated. A
-vmapped group of runs (`cnn_jax.train.vmapped`): the leading model axis is split over the mesh
+vmapped group of runs (`cnn_jax.train.train_vmapped`): the leading model axis is split over the mesh
 axis 'models', each device training whole models on its replica of the data."""
 
 from __future__ import annotations

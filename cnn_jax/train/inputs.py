@@ -32,8 +32,6 @@ def load_for_config(config: ml_collections.ConfigDict):
     """
     from cnn_jax.data import DataError, load_dataset
 
-    if config.dataset == "synthetic":
-        return synthetic_dataset(config)
     try:
         return load_dataset(
             config.dataset, data_dir=config.data_dir or None, idx_dir=config.idx_dir or None,
@@ -68,26 +66,3 @@ def eval_chunk_size(requested: int, size: int, devices: int) -> int:
     """The chunk size: at most the split's size, rounded up to a multiple of the device count."""
     chunk = max(1, min(requested, size))
     return -(-chunk // devices) * devices
-
-
-def synthetic_dataset(config: ml_collections.ConfigDict, shape: tuple[int, int, int] = (28, 28, 1),
-                      classes: int = 10):
-    """Random images whose label is the brightest of `classes` horizontal bands: learnable, for
-    benchmarks and tests; sizes from config.train_size (default 1,000), validation_size and
-    test_size (default 200)."""
-    from cnn_jax.data import Dataset
-
-    rng = np.random.default_rng(config.seed)
-    sizes = (config.train_size or 1000, config.validation_size, config.test_size or 200)
-    images = rng.random((sum(sizes), *shape), dtype=np.float32) * 0.5
-    labels = rng.integers(0, classes, sum(sizes)).astype(np.int32)
-    bands = np.array_split(np.arange(shape[0]), classes)
-    for label in range(classes):
-        rows = bands[label]
-        images[labels == label, rows[0]:rows[-1] + 1] += 0.5
-    a, b = sizes[0], sizes[0] + sizes[1]
-    return Dataset(
-        name="synthetic", train_images=images[:a], train_labels=labels[:a],
-        val_images=images[a:b], val_labels=labels[a:b], test_images=images[b:],
-        test_labels=labels[b:], num_classes=classes,
-    )

@@ -1,284 +1,356 @@
-"""`train_and_evaluate(config, workdir)`: the one training function of the project.
+"""The training loop: epochs of chunks of steps for a group of runs, with their bookkeeping.
 
-The script, the sweeps, the benchmarks and the tests all call it. It
+A lone run is a group of one. `Group` holds what the runs train with (data, the compiled
+programs, the mesh) and each run's bookkeeping (`Run`: checkpointer, metrics log, history,
+whether it is still training); the only difference between a lone run and a vmapped group is
+`Group.stacked`: the program (`steps.train_steps(..., models=...)`), the mesh, and how a run's
+values are read out of the state.
 
-* validates the config before loading data or compiling (`ConfigError`);
-* refuses a workdir that holds another config or is in use by another run, and resumes from
-  the workdir's last checkpoint (a workdir whose run is done just returns its results);
-* evaluates on the validation and test sets every epoch; results.json follows Nielsen's
-  protocol: the test accuracy reported is the one at the epoch of best validation accuracy
-  (earliest on ties), next to the final one;
-* checks the loss, the parameters and the optimizer state for NaN/inf every
-  `config.nan_check_every` steps, at every epoch end and before every checkpoint: a diverged run
-  stops with status 'diverged', keeping its metrics and its last good checkpoint (a non-finite
-  state is never saved);
-* stops cleanly on SIGINT/SIGTERM after saving a checkpoint (status 'interrupted');
-* writes metrics.jsonl (the shape table first), TensorBoard events, checkpoints, plots,
-  status.json and results.json, each appended or replaced atomically.
+`train(group, state, stop)` runs, for each epoch:
 
-The loop over epochs and chunks itself is `cnn_jax.train.training_loop.TrainingLoop` (shared
-with `cnn_jax.train.vmapped`); this module's `SingleRun` fills it in for one model, and
-`cnn_jax.train.run_summary` turns the log into results.json.
+1. the chunks of steps (`train_chunks`), aligned to multiples of the chunk length within the
+   epoch so that a resumed run runs the same programs on the same batches; after each chunk a
+   NaN/inf check every `config.nan_check_every` steps (and at the epoch's end), a train record
+   every `config.log_every_steps`, a checkpoint every `config.checkpoint_every_steps`, then the
+   callbacks (tests use one to kill the process at a given step);
+2. the epoch's end: evaluation on the validation and test sets, the epoch record, the running
+   sums reset, a checkpoint scored by validation accuracy.
 
-Reproducibility: the data order of an epoch is a pure function of (seed, epoch), dropout keys
-fold in the step, and the running sums of the current epoch live in the checkpointed state, so a
-run killed at any point and rerun with the same command ends with bitwise the same parameters
-and metrics (on CPU) as an uninterrupted one: the rerun restarts from the last checkpoint,
-recomputes the steps after it, and drops the log records of those steps first. Fused ('scan')
-chunks of steps are aligned to multiples of the chunk length within the epoch, so a resumed run
-runs the same programs on the same batches.
-
-Fault injection (for tests only): with the environment variable
-`CNN_JAX_FAULT_AFTER_STEPS=N`, the process sends itself `CNN_JAX_FAULT_SIGNAL` (default SIGKILL;
-SIGTERM or SIGINT to test the clean stop) right after step N has been computed and its log
-record and checkpoint (if any is due at N) have been written — a deterministic stand-in for a
-kill at an arbitrary point. It fires only in a process that runs step N, so the rerun of the
-same command goes on.
+A run whose loss, parameters or optimizer state turn NaN/inf is `diverged` at the check that
+sees it (its last good checkpoint is kept: no non-finite state is saved); the others go on.
+On SIGINT/SIGTERM (`stop.requested`) every run still training saves and ends `interrupted`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
+from jax.sharding import Mesh
 
-from cnn_jax.config import ConfigError, validate_config, with_defaults
-from cnn_jax.summary import format_table, shape_table
-from cnn_jax.train import steps as compiled
+from cnn_jax.formulations import Formulation
+from cnn_jax.network import Network
+from cnn_jax.train import results, steps
 from cnn_jax.train.checkpoints import Checkpointer
-from cnn_jax.train.devices import describe_devices, device_count, make_mesh, replicate
-from cnn_jax.train.inputs import EvalSet, eval_set, load_for_config
+from cnn_jax.train.devices import replicate, shard_models
+from cnn_jax.train.inputs import EvalSet
 from cnn_jax.train.interrupts import StopRequests
-from cnn_jax.train.logs import (
-    MetricsLog,
-    atomic_write_json,
-    read_jsonl,
-    write_status,
-)
+from cnn_jax.train.logs import MetricsLog, read_jsonl
 from cnn_jax.train.progress import Progress
-from cnn_jax.train.run_summary import (
-    epoch_records,
-    finish_run,
-    finished_results,
-    none_if_nan,
-    selection_score,
-    summarize,
-)
-from cnn_jax.train.state import TrainState, create_state, reset_epoch_sums
-from cnn_jax.train.training_loop import (
-    Diverged,
-    RunContext,
-    TrainingLoop,
-    jitted_epoch_order,
-    state_is_finite,
-)
-from cnn_jax.train.workdir import WorkdirLock, prepare_workdir, workdir_failure
+from cnn_jax.train.state import TrainState, reset_epoch_sums, stack_states, unstack_state
+
+# Called after every chunk of steps, once its checks, records and checkpoint are done, with the
+# number of steps taken so far and the chunk's length.
+Callback = Callable[[int, int], None]
 
 
-def pick_strategy(strategy: str) -> str:
-    """'auto' → 'step' (a jitted step per batch) on CPU, 'scan' (fused steps) elsewhere."""
-    if strategy != "auto":
-        return strategy
-    return "step" if jax.default_backend() == "cpu" else "scan"
+@dataclasses.dataclass
+class Run:
+    """One model of a group: its config, its files and the records of its finished epochs."""
+
+    config: ml_collections.ConfigDict
+    workdir: Path | None  # None, with no checkpointer and no log: nothing is saved (benchmark)
+    checkpointer: Checkpointer | None
+    log: MetricsLog | None
+    history: list[dict[str, Any]]
+    data_key: jax.Array
+    outcome: dict[str, Any] | None = None  # set once the run stops early (diverged)
+
+    @property
+    def alive(self) -> bool:
+        return self.outcome is None
 
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str | Path, *, overwrite: bool = False,
-    dataset: Any = None,
-) -> dict[str, Any]:
-    """Trains `config` in `workdir` (resuming if it holds a checkpoint); returns the results.
+@dataclasses.dataclass
+class Group:
+    """What a set of runs trains with, fixed after setup.
 
-    Args:
-      config: a training config; missing keys take the defaults of `cnn_jax.config.base_config`.
-      overwrite: discard a previous run in `workdir` (else a workdir of another config is
-        refused).
-      dataset: an already loaded `cnn_jax.data.Dataset` (else the config's data set is loaded).
-    Returns:
-      results.json's content: status ('done', 'diverged' or 'interrupted'), the test accuracy at
-      the best validation epoch, the final test accuracy, the best epoch, times, throughput,
-      parameters and multiply-adds.
-    Raises:
-      ConfigError: a bad config (before anything is loaded or written).
-      WorkdirError: the workdir holds another config, or cannot be written (e.g. disk full).
-      cnn_jax.data.DataError: the data set is missing or corrupt.
+    stacked=False: one run, its batch sharded over `mesh` (axis 'data'); stacked=True: every
+    leaf of the state has a leading model axis, the models split over `mesh` (axis 'models').
     """
-    workdir = Path(workdir)
-    config = with_defaults(config)
-    validate_config(config, dataset=dataset)
-    with WorkdirLock(workdir):
-        prepare_workdir(workdir, config, overwrite=overwrite)
-        finished = finished_results(workdir)
-        if finished is not None:
-            print(f"{workdir}: already done (results.json); pass --overwrite to train again")
-            return finished
-        with StopRequests() as stop:
-            return _run(config, workdir, dataset, stop)
 
+    runs: list[Run]
+    network: Network
+    stacked: bool
+    mesh: Mesh | None
+    train_images: jax.Array
+    train_labels: jax.Array
+    val: EvalSet
+    test: EvalSet
+    steps_per_epoch: int
+    chunk_steps: int
+    train_formulation: Formulation
+    eval_formulation: Formulation
 
-def _run(config: ml_collections.ConfigDict, workdir: Path, dataset: Any,
-         stop: StopRequests) -> dict[str, Any]:
-    if dataset is None:
-        dataset = load_for_config(config)
-    network = validate_config(config, dataset=dataset)
-    mesh = make_mesh()
-    devices = device_count(mesh)
-    if config.batch_size % devices:
-        raise ConfigError("batch_size", config.batch_size,
-                          f"a multiple of the number of devices ({devices})")
-    steps_per_epoch = len(dataset.train_labels) // config.batch_size
-    strategy = pick_strategy(config.strategy)
-    chunk_steps = 1 if strategy == "step" else min(config.log_every_steps, steps_per_epoch)
-    rows = shape_table(network, dataset.image_shape)
-
-    checkpointer = log = None
-    try:
-        checkpointer = Checkpointer(workdir, keep=config.checkpoint_keep)
-        restored_step = checkpointer.latest_step()
-        log = MetricsLog(workdir, resume_step=restored_step)
-        state = create_state(network, config, dataset.image_shape, steps_per_epoch)
-        if restored_step is not None:
-            state = checkpointer.restore(state, restored_step)
-            history = epoch_records(log.truncate_after(restored_step))
-            print(f"resuming {workdir} from step {restored_step}")
-        else:
-            log.truncate_after(-1)
-            history = []
-            log.write("shapes", 0, table=[row.as_dict() for row in rows])
-        print(f"{dataset.describe()}\n{format_table(rows)}")
-        print(f"devices: {describe_devices()}; strategy: {strategy}; "
-              f"{steps_per_epoch} steps/epoch of {config.batch_size}")
-        train_images, train_labels = replicate(
-            (dataset.train_images, dataset.train_labels), mesh)
-        context = RunContext(
-            config=config, workdir=workdir, network=network, mesh=mesh,
-            train_images=train_images, train_labels=train_labels,
-            val=eval_set(dataset.val_images, dataset.val_labels, config.eval_batch_size, mesh),
-            test=eval_set(dataset.test_images, dataset.test_labels, config.eval_batch_size, mesh),
-            steps_per_epoch=steps_per_epoch, chunk_steps=chunk_steps, log=log,
-        )
-        state = replicate(state, mesh)
-        write_status(workdir, "running", step=int(jax.device_get(state.step)), pid=os.getpid())
-        try:
-            results = SingleRun(context, checkpointer, history, stop).run(state)
-        except Diverged as error:
-            log.write("diverged", error.step, reason=str(error))
-            results = summarize(epoch_records(read_jsonl(log.path)), status="diverged",
-                               reason=str(error), step=error.step)
-            print(f"diverged: {error}; metrics and the last good checkpoint are kept",
-                  file=sys.stderr)
-        results.update(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))
-        atomic_write_json(workdir / "results.json", results)
-        write_status(workdir, results["status"],
-                     **{k: results[k] for k in ("reason", "step") if k in results})
-        return results
-    except OSError as error:  # disk full, workdir removed or made read-only meanwhile
-        try:
-            write_status(workdir, "failed", reason=str(error))
-        except OSError:
-            pass
-        raise workdir_failure(workdir, error) from error
-    finally:
-        for resource in (checkpointer, log):
-            if resource is not None:
-                try:
-                    resource.close()
-                except OSError:
-                    pass
-
-
-def _evaluate(context: RunContext, params, split: EvalSet) -> tuple[float, float]:
-    """(mean loss, accuracy) on an evaluation split; (nan, nan) if it is empty."""
-    if split.size == 0:
-        return math.nan, math.nan
-    run = compiled.eval_chunk(
-        context.network, context.config.loss, len(split.labels) // split.chunks, context.mesh)
-    loss_sum, hits = 0.0, 0.0
-    for index in range(split.chunks):
-        chunk_loss, chunk_hits = run(params, split.images, split.labels, split.weights, index)
-        loss_sum, hits = loss_sum + chunk_loss, hits + chunk_hits
-    loss_sum, hits = jax.device_get((loss_sum, hits))
-    return float(loss_sum) / split.size, float(hits) / split.size
-
-
-class SingleRun(TrainingLoop):
-    """One model (possibly data-parallel over a mesh): a NaN raises `Diverged`."""
-
-    def __init__(self, context: RunContext, checkpointer: Checkpointer,
-                 history: list[dict[str, Any]], stop: StopRequests):
-        super().__init__(context, stop)
-        self.checkpointer, self.history = checkpointer, history
-        self.data_key = jax.random.fold_in(jax.random.key(self.config.seed), 1)
-
-    def step_of(self, state: TrainState) -> int:
-        return int(jax.device_get(state.step))
-
-    def orders(self, epoch: int) -> jax.Array:
-        return jitted_epoch_order(self.data_key, epoch, len(self.context.train_labels))
+    @property
+    def config(self) -> ml_collections.ConfigDict:
+        """The settings the runs share (everything but learning rate, λ, momentum and seed)."""
+        return self.runs[0].config
 
     def program(self, num_steps: int):
         config = self.config
-        return compiled.train_steps(self.context.network, config.loss, config.optimizer,
-                                    config.schedule, config.batch_size, num_steps,
-                                    self.context.mesh)
+        return steps.train_steps(
+            self.network, config.loss, config.optimizer, config.schedule, config.batch_size,
+            num_steps, None if self.stacked else self.mesh, self.train_formulation,
+            models=self.stacked)
 
-    def check_finite(self, state: TrainState, step: int) -> None:
-        if not bool(state_is_finite(state)):
-            raise Diverged(f"the training loss or the parameters became NaN or inf by step "
-                           f"{step} (learning rate {self.config.learning_rate})", step)
+    def compile(self, state: TrainState) -> tuple[dict[int, Any], float]:
+        """{num_steps: compiled program} for the chunk lengths an epoch needs; seconds spent."""
+        spe, chunk = self.steps_per_epoch, self.chunk_steps
+        started = time.perf_counter()
+        orders = self.orders(0)
+        programs = {
+            num_steps: self.program(num_steps).lower(
+                state, self.train_images, self.train_labels, orders, jnp.int32(0)).compile()
+            for num_steps in sorted({chunk} | ({spe % chunk} if spe % chunk else set()))
+        }
+        return programs, time.perf_counter() - started
 
-    def log_train(self, state: TrainState, epoch: int, step: int, progress: Progress) -> None:
-        sums = jax.device_get(state.epoch_sums)
-        seen = max(int(sums["count"]), 1)
-        loss, accuracy = float(sums["loss"]) / seen, float(sums["correct"]) / seen
+    def place(self, states: Sequence[TrainState]) -> TrainState:
+        """The runs' states on the device(s): stacked and split over the models, or the one
+        state replicated over the data mesh."""
+        if self.stacked:
+            return shard_models(stack_states(states), self.mesh)
+        return replicate(states[0], self.mesh)
+
+    def orders(self, epoch: int) -> jax.Array:
+        count = len(self.train_labels)
+        if not self.stacked:
+            return steps.jitted_epoch_order(self.runs[0].data_key, epoch, count)
+        return shard_models(jnp.stack([steps.jitted_epoch_order(run.data_key, epoch, count)
+                                       for run in self.runs]), self.mesh)
+
+    def member(self, state: TrainState, index: int) -> TrainState:
+        """Run `index`'s own state."""
+        return unstack_state(state, index) if self.stacked else state
+
+    def finite(self, state: TrainState) -> np.ndarray:
+        """(M,) bools: whether each run's loss sum, parameters and optimizer state are finite."""
+        check = steps.models_are_finite if self.stacked else steps.jitted_state_is_finite
+        return np.atleast_1d(np.asarray(jax.device_get(check(state))))
+
+    def sums(self, state: TrainState) -> dict[str, np.ndarray]:
+        """The epoch's running sums {loss, correct, count}, each (M,)."""
+        return {key: np.atleast_1d(np.asarray(value))
+                for key, value in jax.device_get(state.epoch_sums).items()}
+
+    def evaluate(self, params, split: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+        """(mean loss, accuracy) of every run on `split`, each (M,); NaN if it is empty."""
+        models = len(self.runs)
+        if split.size == 0:
+            return np.full(models, np.nan), np.full(models, np.nan)
+        run = steps.eval_chunk(self.network, self.config.loss, len(split.labels) // split.chunks,
+                               None if self.stacked else self.mesh, self.eval_formulation,
+                               models=self.stacked)
+        loss_sum, hits = 0.0, 0.0
+        for index in range(split.chunks):
+            chunk_loss, chunk_hits = run(params, split.images, split.labels, split.weights, index)
+            loss_sum, hits = loss_sum + chunk_loss, hits + chunk_hits
+        loss_sum, hits = jax.device_get((loss_sum, hits))
+        return (np.atleast_1d(np.asarray(loss_sum)) / split.size,
+                np.atleast_1d(np.asarray(hits)) / split.size)
+
+    def alive(self) -> list[int]:
+        return [index for index, run in enumerate(self.runs) if run.alive]
+
+
+def crossed(step: int, num_steps: int, every: int) -> bool:
+    """Whether a multiple of `every` lies in (step - num_steps, step]."""
+    return every > 0 and step // every > (step - num_steps) // every
+
+
+def chunk_lengths(batch: int, end: int, chunk: int) -> Iterator[int]:
+    """The lengths of the chunks that cover batches [batch, end) of an epoch, each ending on a
+    multiple of `chunk` (or at `end`)."""
+    while batch < end:
+        num_steps = min(chunk - batch % chunk, end - batch)
+        yield num_steps
+        batch += num_steps
+
+
+def train_chunks(group: Group, programs: dict[int, Any], state: TrainState, epoch: int,
+                 batch: int, end: int, step: int, *, stop: StopRequests | None = None,
+                 progress: Progress | None = None, callbacks: Sequence[Callback] = ()
+                 ) -> tuple[TrainState, int, int]:
+    """Runs batches [batch, end) of `epoch` in chunks, with the checks, records, checkpoints and
+    callbacks after each chunk; returns (state, batch reached, step reached). Stops early at a
+    chunk boundary when `stop` is requested or no run is left training."""
+    config, spe = group.config, group.steps_per_epoch
+    orders = group.orders(epoch)
+    for num_steps in chunk_lengths(batch, end, group.chunk_steps):
+        if (stop is not None and stop.requested) or not group.alive():
+            break
+        state = programs[num_steps](state, group.train_images, group.train_labels, orders,
+                                    jnp.int32(batch))
+        batch, step = batch + num_steps, step + num_steps
+        checked = crossed(step, num_steps, config.nan_check_every) or batch == spe
+        if checked:
+            check_finite(group, state, step)
+        if crossed(step, num_steps, config.log_every_steps):
+            log_train(group, state, epoch, step, progress)
+        elif progress is not None:
+            progress.update(step)
+        if batch < spe and crossed(step, num_steps, config.checkpoint_every_steps):
+            if not checked:
+                check_finite(group, state, step)
+            save(group, state)
+        for callback in callbacks:
+            jax.block_until_ready(state)
+            callback(step, num_steps)
+    return state, batch, step
+
+
+def train(group: Group, state: TrainState, *, stop: StopRequests, programs: dict[int, Any],
+          compile_seconds: float, callbacks: Sequence[Callback] = ()) -> list[dict[str, Any]]:
+    """Trains the group from `state` to the end of its epochs; returns each run's results."""
+    config, spe = group.config, group.steps_per_epoch
+    total_steps = spe * config.num_epochs
+    step = int(jax.device_get(state.step if not group.stacked else state.step[0]))
+    progress = Progress(total_steps, step, enabled=config.progress)
+    try:
+        for epoch in range(step // spe, config.num_epochs):
+            batch = first_batch = step - epoch * spe
+            started = time.perf_counter()
+            state, batch, step = train_chunks(group, programs, state, epoch, batch, spe, step,
+                                              stop=stop, progress=progress, callbacks=callbacks)
+            jax.block_until_ready(state)
+            if not group.alive():
+                break
+            if batch < spe:  # stopped by a signal within the epoch
+                return interrupt(group, state, step, stop.signal_name)
+            state = end_epoch(group, state, epoch, step, time.perf_counter() - started,
+                              (spe - first_batch) * config.batch_size, progress)
+    finally:
+        progress.close()
+    return finish(group, state, step, compile_seconds)
+
+
+def diverge(group: Group, index: int, step: int, reason: str) -> None:
+    """Ends run `index` as diverged: a record, its results from the log; the others go on."""
+    run = group.runs[index]
+    if run.log is not None:
+        run.log.write("diverged", step, reason=reason)
+        history = results.epoch_records(read_jsonl(run.log.path))
+    else:
+        history = run.history
+    run.outcome = results.summarize(history, status="diverged", reason=reason, step=step)
+    print(f"{run.workdir}: diverged: {reason}; metrics and the last good checkpoint are kept",
+          file=sys.stderr)
+
+
+def check_finite(group: Group, state: TrainState, step: int) -> None:
+    """Marks every run whose loss, parameters or optimizer state hold NaN/inf as diverged."""
+    finite = group.finite(state)
+    for index in group.alive():
+        if not finite[index]:
+            rate = group.runs[index].config.learning_rate
+            diverge(group, index, step, f"the training loss or the parameters became NaN or inf "
+                                        f"by step {step} (learning rate {rate})")
+
+
+def log_train(group: Group, state: TrainState, epoch: int, step: int,
+              progress: Progress | None) -> None:
+    """The train record (loss and accuracy of the epoch so far) of every run still training."""
+    sums = group.sums(state)
+    shown = {}
+    for index in group.alive():
+        seen = max(int(sums["count"][index]), 1)
+        loss = float(sums["loss"][index]) / seen
         if not math.isfinite(loss):
-            raise Diverged(f"the training loss became {loss} by step {step}", step)
-        self.context.log.write("train", step, epoch=epoch + 1, loss=loss, accuracy=accuracy)
-        progress.update(step, loss=loss, accuracy=accuracy)
+            diverge(group, index, step, f"the training loss became {loss} by step {step}")
+            continue
+        accuracy = float(sums["correct"][index]) / seen
+        run = group.runs[index]
+        if run.log is not None:
+            run.log.write("train", step, epoch=epoch + 1, loss=loss, accuracy=accuracy)
+        shown = {"loss": loss, "accuracy": accuracy}
+    if progress is not None:
+        progress.update(step, **(shown if len(group.runs) == 1 else
+                                 {"models": len(group.alive())}))
 
-    def save(self, state: TrainState) -> None:
-        self.checkpointer.save(state)
 
-    def end_epoch(self, state: TrainState, epoch: int, step: int, seconds: float, images: int,
-                  progress: Progress) -> TrainState:
-        record = _end_epoch(self.context, state, epoch, step, seconds, images)
-        self.history.append(record)
-        state = reset_epoch_sums(state)
-        self.checkpointer.save(state, score=selection_score(record))
+def save(group: Group, state: TrainState, scores: dict[int, float] | None = None) -> None:
+    """A checkpoint of every run still training (scored at the end of an epoch)."""
+    for index in group.alive():
+        run = group.runs[index]
+        if run.checkpointer is not None:
+            score = None if scores is None else scores[index]
+            run.checkpointer.save(group.member(state, index), score=score)
+
+
+def end_epoch(group: Group, state: TrainState, epoch: int, step: int, seconds: float,
+              images: int, progress: Progress) -> TrainState:
+    """Evaluates, writes every run's epoch record, resets the sums and saves; returns the state
+    the next epoch starts from."""
+    sums = group.sums(state)
+    val_loss, val_accuracy = group.evaluate(state.params, group.val)
+    test_loss, test_accuracy = group.evaluate(state.params, group.test)
+    extra = {}
+    if group.stacked:
+        extra["model_images_per_second"] = len(group.runs) * images / max(seconds, 1e-9)
+    scores = {}
+    for index in group.alive():
+        run = group.runs[index]
+        count = max(int(sums["count"][index]), 1)
+        record = {
+            "epoch": epoch + 1, "train_loss": float(sums["loss"][index]) / count,
+            "train_accuracy": float(sums["correct"][index]) / count,
+            "val_loss": results.none_if_nan(float(val_loss[index])),
+            "val_accuracy": results.none_if_nan(float(val_accuracy[index])),
+            "test_loss": results.none_if_nan(float(test_loss[index])),
+            "test_accuracy": results.none_if_nan(float(test_accuracy[index])),
+            "epoch_time_s": seconds, "images_per_second": images / max(seconds, 1e-9), **extra,
+        }
+        if run.log is not None:
+            record = run.log.write("epoch", step, **record)
+        run.history.append(record)
+        scores[index] = results.selection_score(record)
+    state = reset_epoch_sums(state)
+    save(group, state, scores)
+    if len(group.runs) == 1 and group.runs[0].alive:
+        record = group.runs[0].history[-1]
         progress.update(step, val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
                         img_s=record["images_per_second"])
-        return state
-
-    def interrupt(self, state: TrainState, step: int) -> dict[str, Any]:
-        self.check_finite(state, step)
-        self.checkpointer.save(state)
-        print(f"\nstopped by {self.stop.signal_name} at step {step}; checkpoint saved; rerun the "
-              f"same command to go on", file=sys.stderr)
-        return summarize(self.history, status="interrupted", step=step)
-
-    def finish(self, state: TrainState, step: int, compile_seconds: float) -> dict[str, Any]:
-        results = summarize(self.history, status="done", step=step)
-        results.update(compile_time_s=compile_seconds)
-        finish_run(self.context, state, self.history, results)
-        return results
+    else:
+        alive_val = [val_accuracy[i] for i in group.alive() if not np.isnan(val_accuracy[i])]
+        progress.update(step, models=len(group.alive()),
+                        best_val=round(float(max(alive_val)), 4) if alive_val else None,
+                        model_img_s=round(extra.get("model_images_per_second", 0)))
+    return state
 
 
-def _end_epoch(context: RunContext, state: TrainState, epoch: int, step: int,
-               seconds: float, images: int) -> dict[str, Any]:
-    sums = jax.device_get(state.epoch_sums)
-    count = max(int(sums["count"]), 1)
-    val_loss, val_accuracy = _evaluate(context, state.params, context.val)
-    test_loss, test_accuracy = _evaluate(context, state.params, context.test)
-    return context.log.write(
-        "epoch", step, epoch=epoch + 1, train_loss=float(sums["loss"]) / count,
-        train_accuracy=float(sums["correct"]) / count, val_loss=none_if_nan(val_loss),
-        val_accuracy=none_if_nan(val_accuracy), test_loss=none_if_nan(test_loss),
-        test_accuracy=none_if_nan(test_accuracy), epoch_time_s=seconds,
-        images_per_second=images / max(seconds, 1e-9),
-    )
+def interrupt(group: Group, state: TrainState, step: int, signal_name: str
+              ) -> list[dict[str, Any]]:
+    """Saves every run still training and ends it `interrupted` (SIGINT/SIGTERM)."""
+    check_finite(group, state, step)
+    save(group, state)
+    for index in group.alive():
+        run = group.runs[index]
+        run.outcome = results.summarize(run.history, status="interrupted", step=step)
+    saved = "checkpoint saved" if len(group.runs) == 1 else "checkpoints saved"
+    print(f"\nstopped by {signal_name} at step {step}; {saved}; rerun the same command to go on",
+          file=sys.stderr)
+    return [run.outcome for run in group.runs]
 
 
+def finish(group: Group, state: TrainState, step: int, compile_seconds: float
+           ) -> list[dict[str, Any]]:
+    """The results of the runs that trained every epoch (plots and a closing line each)."""
+    for index in group.alive():
+        run = group.runs[index]
+        outcome = results.summarize(run.history, status="done", step=step)
+        outcome.update(compile_time_s=compile_seconds)
+        if group.stacked and run.history:
+            outcome["model_images_per_second"] = run.history[-1].get("model_images_per_second")
+        results.finish_run(run, group.network, group.member(state, index), group.test, outcome)
+        run.outcome = outcome
+    return [run.outcome for run in group.runs]

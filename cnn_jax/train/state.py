@@ -7,15 +7,16 @@ arrays in the state (`hyper`, `rng`), not constants baked into the compiled prog
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from cnn_jax.network import Network, Params
+from cnn_jax.optim import WITH_MOMENTUM, make_optimizer
 
 
 @flax.struct.dataclass
@@ -30,28 +31,6 @@ class TrainState:
     hyper: dict[str, jax.Array]
     rng: jax.Array
     epoch_sums: dict[str, jax.Array]
-
-
-def make_optimizer(name: str) -> optax.GradientTransformation:
-    """Optax optimizer whose learning rate (and momentum) live in its state as hyper-parameters."""
-    if name == "sgd":
-        return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0)
-    if name == "momentum":
-        return optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.0)
-    if name == "adam":
-        return optax.inject_hyperparams(optax.adam)(learning_rate=0.0)
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
-def learning_rate_at(schedule: str, step: jax.Array, hyper: dict[str, jax.Array]) -> jax.Array:
-    """Learning rate at `step`: constant, cosine decay to 0, or ÷10 at 50% and 75% of training."""
-    base, total = hyper["learning_rate"], jnp.maximum(hyper["total_steps"], 1.0)
-    progress = jnp.minimum(step.astype(jnp.float32) / total, 1.0)
-    if schedule == "cosine":
-        return base * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
-    if schedule == "step":
-        return base * jnp.where(progress < 0.5, 1.0, jnp.where(progress < 0.75, 0.1, 0.01))
-    return base
 
 
 def l2_strength(config: ml_collections.ConfigDict, steps_per_epoch: int) -> float:
@@ -74,7 +53,7 @@ def create_state(
     params = init_params(network, init_key, tuple(input_shape))
     optimizer = make_optimizer(config.optimizer)
     opt_state = optimizer.init(params)
-    if config.optimizer == "momentum":
+    if config.optimizer in WITH_MOMENTUM:
         opt_state.hyperparams["momentum"] = jnp.asarray(config.momentum, jnp.float32)
     hyper = {
         "learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
@@ -91,3 +70,13 @@ def create_state(
 
 def reset_epoch_sums(state: TrainState) -> TrainState:
     return state.replace(epoch_sums=jax.tree_util.tree_map(jnp.zeros_like, state.epoch_sums))
+
+
+def stack_states(states: Sequence[TrainState]) -> TrainState:
+    """M states → one state whose every leaf has a leading model axis of size M."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def unstack_state(state: TrainState, index: int) -> TrainState:
+    """Model `index` of a stacked state."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], state)

@@ -11,15 +11,12 @@ from pathlib import Path
 import ml_collections
 
 from cnn_jax.config import config_to_json, semantic_difference
+from cnn_jax.errors import WorkdirError
 from cnn_jax.train.logs import atomic_write_text, read_json, remove_stale_temp_files
 
 RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "status.json", "results.json")
 RUN_PATTERNS = ("*.png",)  # plots
 LOCK_NAME = ".lock"
-
-
-class WorkdirError(RuntimeError):
-    """The workdir cannot be used for this run (another config, not writable, disk full)."""
 
 
 class WorkdirLock:
@@ -64,33 +61,49 @@ class WorkdirLock:
             self._file = None
 
 
-def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite: bool) -> None:
-    """Creates `workdir` and writes config.json; refuses a workdir that holds another config.
+def check_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite: bool) -> None:
+    """Refuses, without writing anything, a workdir that cannot be written or holds a run of
+    another config (unless `overwrite`).
 
-    With `overwrite`, the previous run's files are removed first. Temp files that a killed
-    process left behind are removed.
+    A finished or stopped run whose config differs only by a larger `num_epochs` with the
+    'constant' schedule is the same run, extended: it resumes from its last checkpoint. (With a
+    decaying schedule the length of training is part of every step's learning rate.)
     """
+    if not str(workdir).strip():
+        raise WorkdirError("the workdir is empty: pass --workdir=FOLDER")
+    existing = Path(os.path.abspath(workdir))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WorkdirError(f"workdir {workdir} cannot be written: Not a directory ({existing})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WorkdirError(f"workdir {workdir} cannot be written: Permission denied ({existing})")
+    saved = read_json(workdir / "config.json")
+    if saved is None or overwrite:
+        return
+    current = json.loads(config_to_json(config))
+    differences = semantic_difference(saved, current)
+    if differences == ["num_epochs"] and saved["num_epochs"] < current["num_epochs"] \
+            and current["schedule"] == "constant":
+        return
+    if differences:
+        shown = "; ".join(f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now"
+                          for key in differences[:5])
+        more = f" and {len(differences) - 5} more" if len(differences) > 5 else ""
+        extend = (" (num_epochs can be raised only with the 'constant' schedule)"
+                  if "num_epochs" in differences and current["schedule"] != "constant" else "")
+        raise WorkdirError(
+            f"workdir {workdir} holds a run of another config ({shown}{more}){extend}; choose "
+            f"another --workdir, or pass --overwrite to discard that run"
+        )
+
+
+def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite: bool) -> None:
+    """Creates `workdir` and writes config.json (after `check_workdir`). With `overwrite`, the
+    previous run's files are removed first; temp files a killed process left are removed."""
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        probe = workdir / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
         remove_stale_temp_files(workdir)
-    except OSError as error:
-        raise WorkdirError(f"workdir {workdir} cannot be written: {_reason(error)}") from None
-    saved = read_json(workdir / "config.json")
-    current = json.loads(config_to_json(config))
-    if saved is not None and not overwrite:
-        differences = semantic_difference(saved, current)
-        if differences:
-            shown = "; ".join(f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now"
-                              for key in differences[:5])
-            more = f" and {len(differences) - 5} more" if len(differences) > 5 else ""
-            raise WorkdirError(
-                f"workdir {workdir} holds a run of another config ({shown}{more}); choose "
-                f"another --workdir, or pass --overwrite to discard that run"
-            )
-    try:
         if overwrite:
             paths = [workdir / name for name in RUN_FILES]
             paths += [path for pattern in RUN_PATTERNS for path in workdir.glob(pattern)]

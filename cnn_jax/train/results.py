@@ -1,5 +1,5 @@
 """A run's results: the epoch records of its log, Nielsen's selection of the reported epoch,
-results.json's summary, and the end of a finished run (message and plots)."""
+results.json's summary, and the end of a finished run (its plots and closing line)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,23 @@ from typing import Any
 
 import jax
 
+from cnn_jax.network import Network
+from cnn_jax.train.inputs import EvalSet
 from cnn_jax.train.logs import TEMP_SUFFIX, read_json, read_status
 from cnn_jax.train.state import TrainState
-from cnn_jax.train.training_loop import RunContext
 
 
 def epoch_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("kind") == "epoch"]
 
 
-def finished_results(workdir: Path) -> dict[str, Any] | None:
+def finished_results(workdir: Path, config: Any) -> dict[str, Any] | None:
+    """results.json of a run in `workdir` that is done with all of `config.num_epochs`; else
+    None (nothing there, stopped early, or to be extended by more epochs)."""
     results = read_json(workdir / "results.json")
     if read_status(workdir) == "done" and isinstance(results, dict) \
-            and results.get("status") == "done":
+            and results.get("status") == "done" \
+            and results.get("epochs", 0) >= config.num_epochs:
         return results
     return None
 
@@ -64,12 +68,13 @@ def summarize(history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return results
 
 
-def finish_run(context: RunContext, state: TrainState, history: list[dict[str, Any]],
-            results: dict[str, Any]) -> None:
-    config = context.config
-    if config.plots:
+def finish_run(run: Any, network: Network, state: TrainState, test: EvalSet,
+               results: dict[str, Any]) -> None:
+    """The plots (if `run.config.plots`) and the closing line of a run (`loop.Run`) that trained
+    every epoch; a failed plot is a warning in `results`, never a lost run."""
+    if run.config.plots:
         try:
-            results["plots"] = _plot(context, state, history)
+            results["plots"] = _plot(run.workdir, network, state, test, run.history)
         except Exception as error:  # a figure must never cost a finished run its results
             results["plots_error"] = f"{type(error).__name__}: {error}"
             print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
@@ -79,7 +84,7 @@ def finish_run(context: RunContext, state: TrainState, history: list[dict[str, A
         f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
         f"train {results.get('train_time_s', 0.0):.1f} s, compile "
         f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):.0f} img/s; "
-        f"workdir {context.workdir}"
+        f"workdir {run.workdir}"
     )
 
 
@@ -87,20 +92,19 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def _plot(context: RunContext, state: TrainState, history: list[dict[str, Any]]) -> list[str]:
+def _plot(workdir: Path, network: Network, state: TrainState, test: EvalSet,
+          history: list[dict[str, Any]]) -> list[str]:
     """Kernels, feature maps and learning curves as PNGs in the workdir, each renamed into place
     from a temp folder so that a kill never leaves a half-written image."""
     from cnn_jax import plots
 
     params = jax.device_get(state.params)
-    workdir = context.workdir
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".plots.", suffix=TEMP_SUFFIX) as temp:
         temp = Path(temp)
-        plots.plot_network_kernels(context.network, params, temp)
-        if context.test.size:
-            image = jax.device_get(context.test.images[0])
-            plots.plot_feature_maps_for(context.network, params, image,
-                                        temp / "feature_maps.png")
+        plots.plot_network_kernels(network, params, temp)
+        if test.size:
+            image = jax.device_get(test.images[0])
+            plots.plot_feature_maps_for(network, params, image, temp / "feature_maps.png")
         plots.plot_learning_curves(history, temp / "learning_curves.png")
         names = sorted(path.name for path in temp.glob("*.png"))
         for name in names:

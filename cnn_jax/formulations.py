@@ -1,0 +1,278 @@
+"""Faster formulations of the same functions, and the one rule that picks them.
+
+The layers (`cnn_jax.layers`) compute the course's mathematics with `lax.conv_general_dilated`
+and `lax.reduce_window`. XLA:CPU runs a few of those shapes slowly, so training on a CPU swaps in
+other programs for the *same* functions (same values, same gradients up to float rounding):
+
+* **offsets convolution** (`conv2d_offsets`): a layer with one input channel and at most
+  `OFFSETS_MAX_MAPS` maps as the course's sum over kernel offsets,
+  z = b + Σ_l Σ_m w_{l,m} · a_{j·s+l·d, k·s+m·d}, one broadcast multiply per offset, which XLA
+  fuses into one pass. Wins in CPU training steps: the course's 1 → 3 maps layer on 128 images
+  takes 0.11 ms instead of XLA:CPU's 2.7 ms. Loses with more maps or input channels (Nielsen's
+  20 → 40 maps: 0.37× at batch 128) and in evaluation chunks of 1,000 images (35k → 23k img/s),
+  so 'auto' uses it in CPU training only, and only for layers in that regime.
+* **reshape pooling** (`pool2d_reshape`): non-overlapping, unpadded max/avg pooling as a reshape
+  and a reduction. Its gradient is an elementwise select instead of XLA's `select_and_scatter`,
+  the slowest op of a CPU step: ≈ 2× less CPU time per image at batch 128. Within a window of
+  equal maxima the gradient is shared instead of going to the first. 'auto' uses it on CPU.
+* **micro-batched gradients** (`Formulation.microbatches`, computed in `cnn_jax.train.steps`):
+  the batch's gradient as the mean over independent micro-batches, which XLA:CPU runs
+  concurrently on the cores (one batch keeps ≈ 1.3 of 2 cores busy): Nielsen's net at batch 128
+  4,102 → 6,922 img/s with 8 parts. Loses where dense layers do half or more of the
+  multiply-adds (FC1000 net: 3,462 → 2,675 img/s at 128), so 'auto' keeps one batch there.
+* **im2col convolution** (`conv2d_im2col`): the kh·kw shifted views as one matrix product.
+  ≈ 1.25× at batch 10 with one batch per step, but loses to XLA's convolution once micro-batches
+  keep both cores busy; never picked by 'auto', available as `formulation.conv='im2col'`.
+
+* **one jitted step per call vs `lax.scan`-fused chunks** (`pick_strategy`): on XLA:CPU a scan
+  over steps runs ≈ 7× slower than a Python loop of jitted steps (jax issue 12868), so 'auto' is
+  'step' there; on GPU/TPU the fused chunk removes the per-step dispatch ('scan').
+
+On GPU/TPU 'auto' is the layers' own formulation with one batch per step. Measurements:
+BENCHMARKS.md. `choose` is the only place that decides; the training steps pass its result to
+`Network.apply(..., formulation=...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from cnn_jax.errors import ConfigError
+from cnn_jax.layers.base import LayerPlan
+from cnn_jax.layers.conv import conv2d
+from cnn_jax.layers.pooling import pool2d
+
+OFFSETS_MAX_MAPS = 4
+MAX_MICROBATCHES = 8  # 16 runs ≈ 7% faster at batch 1024 but compiles in 2.2 s instead of 1.3
+DENSE_SHARE_LIMIT = 0.5
+
+Pairs = tuple[tuple[int, int], tuple[int, int]]
+
+
+# -- convolution ------------------------------------------------------------------------------
+def conv2d_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
+                  stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
+                  dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+    """`conv2d` as im2col + one matrix product.
+
+    The kh·kw shifted (strided, dilated) views of the input are concatenated on the channel axis
+    in (i, j, c) order — the order of the HWIO kernel reshaped to (kh·kw·in_channels, maps) — so
+    every output position is one row of a matrix product.
+    """
+    kh, kw, channels, maps = kernel.shape
+    x, (out_h, out_w) = padded(x, kernel.shape, stride, padding, dilation)
+    batch, height, width, _ = x.shape
+    width_span = (out_w - 1) * stride[1] + 1  # kw shifts along the width, then kh along height
+    x = _concat_channels([
+        jax.lax.slice(x, (0, 0, j * dilation[1], 0),
+                      (batch, height, j * dilation[1] + width_span, channels), (1, 1, stride[1], 1))
+        for j in range(kw)
+    ])
+    height_span = (out_h - 1) * stride[0] + 1
+    columns = _concat_channels([
+        jax.lax.slice(x, (0, i * dilation[0], 0, 0),
+                      (batch, i * dilation[0] + height_span, out_w, kw * channels),
+                      (1, stride[0], 1, 1))
+        for i in range(kh)
+    ])
+    return columns @ kernel.reshape(kh * kw * channels, maps) + bias
+
+
+def padded(x: jax.Array, kernel_shape: tuple[int, ...], stride: tuple[int, int],
+           padding: Pairs, dilation: tuple[int, int]) -> tuple[jax.Array, tuple[int, int]]:
+    """(x zero-padded, (out_h, out_w)) by the size formula on the padded input."""
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+    out_h = (x.shape[1] - dilation[0] * (kernel_shape[0] - 1) - 1) // stride[0] + 1
+    out_w = (x.shape[2] - dilation[1] * (kernel_shape[1] - 1) - 1) // stride[1] + 1
+    return x, (out_h, out_w)
+
+
+def _concat_channels(parts: list[jax.Array]) -> jax.Array:
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
+
+
+def offsets_apply(in_channels: int, maps: int) -> bool:
+    """Whether `conv2d_offsets` sums over offsets for a layer of this size (else `conv2d`)."""
+    return in_channels == 1 and maps <= OFFSETS_MAX_MAPS
+
+
+def conv2d_offsets(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
+                   stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
+                   dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+    """`conv2d` whose forward pass is the course's sum over kernel offsets, for layers with one
+    input channel and at most `OFFSETS_MAX_MAPS` maps (`conv2d` itself for any other layer).
+
+    Derivatives are `conv2d`'s own (a custom JVP that is linear in the tangents, so forward mode,
+    `jax.grad` and higher orders all work): the backward pass is XLA's convolution gradient.
+    """
+    if not offsets_apply(kernel.shape[2], kernel.shape[3]):
+        return conv2d(x, kernel, bias, stride=stride, padding=padding, dilation=dilation)
+    window = (tuple(stride), tuple(map(tuple, padding)), tuple(dilation))
+    return _sum_over_offsets(x, kernel, *window) + bias
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _sum_over_offsets(x, kernel, stride, padding, dilation):
+    kh, kw, _, maps = kernel.shape
+    x, (out_h, out_w) = padded(x, kernel.shape, stride, padding, dilation)
+    batch = x.shape[0]
+    total = jnp.zeros((batch, out_h, out_w, maps), x.dtype)
+    for row in range(kh):
+        for col in range(kw):
+            view = jax.lax.slice(
+                x, (0, row * dilation[0], col * dilation[1], 0),
+                (batch, row * dilation[0] + (out_h - 1) * stride[0] + 1,
+                 col * dilation[1] + (out_w - 1) * stride[1] + 1, 1),
+                (1, stride[0], stride[1], 1))
+            total = total + view * kernel[row, col, 0]
+    return total
+
+
+@_sum_over_offsets.defjvp
+def _sum_over_offsets_jvp(stride, padding, dilation, primals, tangents):
+    x, kernel = primals
+    x_dot, kernel_dot = tangents
+    window = {"stride": stride, "padding": padding, "dilation": dilation}
+    zero = jnp.zeros((kernel.shape[-1],), x.dtype)
+    tangent = conv2d(x_dot, kernel, zero, **window) + conv2d(x, kernel_dot, zero, **window)
+    return _sum_over_offsets(x, kernel, stride, padding, dilation), tangent
+
+
+# -- pooling ----------------------------------------------------------------------------------
+def reshape_applies(kind: str, window: Sequence[int], stride: Sequence[int],
+                    padding: Pairs) -> bool:
+    """Whether `pool2d_reshape` reshapes for this pooling (else `pool2d`)."""
+    return kind in ("max", "avg") and tuple(window) == tuple(stride) and all(
+        lo == hi == 0 for lo, hi in padding)
+
+
+def pool2d_reshape(x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
+                   padding: Pairs = ((0, 0), (0, 0))) -> jax.Array:
+    """`pool2d` as a reshape and a max/mean for non-overlapping unpadded windows (rows or columns
+    that fill no whole window are dropped, as the size formula does); `pool2d` otherwise."""
+    if not reshape_applies(kind, window, stride, padding):
+        return pool2d(x, kind, window, stride, padding)
+    (wh, ww), (out_h, out_w) = window, (x.shape[1] // window[0], x.shape[2] // window[1])
+    blocks = x[:, :out_h * wh, :out_w * ww, :].reshape(x.shape[0], out_h, wh, out_w, ww,
+                                                        x.shape[-1])
+    return blocks.max(axis=(2, 4)) if kind == "max" else blocks.mean(axis=(2, 4))
+
+
+STRATEGIES = ("auto", "step", "scan")
+
+
+def pick_strategy(strategy: str, backend: str) -> str:
+    """'auto' → 'step' (a jitted step per batch) on CPU, 'scan' (fused steps) elsewhere."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    if strategy != "auto":
+        return strategy
+    return "step" if backend == "cpu" else "scan"
+
+
+CONV = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col}
+POOL = {"lax": pool2d, "reshape": pool2d_reshape}
+
+
+@dataclasses.dataclass(frozen=True)
+class Formulation:
+    """Which program computes each layer kind, and how many micro-batches a training step's
+    gradient is split into. Hashable: the compiled steps are cached on it."""
+
+    conv: str = "lax"
+    pool: str = "lax"
+    microbatches: int = 1
+
+    def __post_init__(self) -> None:
+        if self.conv not in CONV or self.pool not in POOL:
+            raise ValueError(f"unknown formulation {self}; conv one of {list(CONV)}, "
+                             f"pool one of {list(POOL)}")
+
+    def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array, **window) -> jax.Array:
+        return CONV[self.conv](x, kernel, bias, **window)
+
+    def pool2d(self, x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
+               padding: Pairs) -> jax.Array:
+        return POOL[self.pool](x, kind, window, stride, padding)
+
+
+LAYERS = Formulation()  # the layers' own: lax convolution and reduce_window pooling
+
+
+def dense_share(plans: Sequence[LayerPlan]) -> float:
+    """The fraction of a forward pass's multiply-adds spent in dense (fully connected) layers."""
+    total = sum(plan.macs for plan in plans)
+    return sum(plan.macs for plan in plans if plan.kind == "dense") / max(total, 1)
+
+
+def auto_microbatches(batch_size: int, plans: Sequence[LayerPlan]) -> int:
+    """The most equal parts (≤ `MAX_MICROBATCHES`) that keep micro-batches of at least
+    min(16, batch/2) examples (10 → 2×5, 128 → 8×16, 1024 → 8×128); one batch where dense layers
+    do `DENSE_SHARE_LIMIT` or more of the multiply-adds."""
+    if dense_share(plans) >= DENSE_SHARE_LIMIT:
+        return 1
+    smallest = max(min(16, batch_size // 2), 1)
+    return max(d for d in range(1, MAX_MICROBATCHES + 1)
+               if batch_size % d == 0 and batch_size // d >= smallest)
+
+
+def choose(conv: str, pool: str, microbatches: int, *, plans: Sequence[LayerPlan],
+           batch_size: int, backend: str, training: bool, devices: int = 1) -> Formulation:
+    """The formulation of a training step (`training`) or an evaluation chunk.
+
+    Args:
+      conv, pool: 'auto' or a key of `CONV` / `POOL` (config.formulation.conv / .pool).
+      microbatches: 0 (auto) or the number of parts of a training step's batch.
+      plans: the network's layer plans. batch_size: examples per step (per evaluation chunk).
+      backend: JAX's backend ('cpu', 'gpu', 'tpu'). devices: devices the batch is sharded over.
+    'auto' on CPU: offsets convolution where a layer allows it (training only), reshape pooling
+    where a layer allows it, `auto_microbatches` on one device; elsewhere the layers' own forms
+    and one batch. An explicit choice that no layer of the network can take is a `ConfigError`.
+    """
+    cpu = backend == "cpu"
+    offsets_layers = [p.name for p in plans if p.kind == "conv"
+                      and offsets_apply(p.input_shape[-1], p.output_shape[-1])]
+    reshape_layers = [p.name for p in plans if p.kind == "pool" and p.geometry is not None
+                      and reshape_applies(p.pool_type, _window(p), _stride(p), _pads(p))]
+    if conv == "auto":
+        conv = "offsets" if cpu and training and offsets_layers else "lax"
+    elif conv not in CONV:
+        raise ConfigError("formulation.conv", conv, f"'auto' or one of {list(CONV)}")
+    elif conv == "offsets" and not offsets_layers:
+        raise ConfigError("formulation.conv", conv, "a network with a conv layer of one input "
+                          f"channel and at most {OFFSETS_MAX_MAPS} maps (this one has none)")
+    if pool == "auto":
+        pool = "reshape" if cpu and reshape_layers else "lax"
+    elif pool not in POOL:
+        raise ConfigError("formulation.pool", pool, f"'auto' or one of {list(POOL)}")
+    elif pool == "reshape" and not reshape_layers:
+        raise ConfigError("formulation.pool", pool, "a network with a max or avg pool layer "
+                          "whose window equals its stride, unpadded (this one has none)")
+    if isinstance(microbatches, bool) or not isinstance(microbatches, int) or microbatches < 0:
+        raise ConfigError("formulation.microbatches", microbatches, "an integer >= 0 (0: auto)")
+    if not training:
+        microbatches = 1
+    elif microbatches == 0:
+        microbatches = auto_microbatches(batch_size, plans) if cpu and devices == 1 else 1
+    elif batch_size % microbatches:
+        raise ConfigError("formulation.microbatches", microbatches,
+                          f"a divisor of the batch of {batch_size}")
+    return Formulation(conv, pool, microbatches)
+
+
+def _window(plan: LayerPlan) -> tuple[int, int]:
+    return plan.geometry[0].kernel, plan.geometry[1].kernel
+
+
+def _stride(plan: LayerPlan) -> tuple[int, int]:
+    return plan.geometry[0].stride, plan.geometry[1].stride
+
+
+def _pads(plan: LayerPlan) -> Pairs:
+    rows, cols = plan.geometry
+    return (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)

@@ -1,0 +1,47 @@
+"""Optimizers and learning-rate schedules: one registry each, so that a new one is one entry.
+
+The learning rate (and momentum) live in the optimizer's state as arrays
+(`optax.inject_hyperparams`), and the schedule is evaluated inside the compiled step from
+arrays of the training state, so trials that differ only in these values share one program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+# name → an Optax optimizer whose hyper-parameters are injected (their values set per run).
+OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
+    "sgd": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.0),
+    "momentum": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.0),
+    "adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=0.0),
+}
+# Optimizers whose momentum comes from config.momentum.
+WITH_MOMENTUM = ("momentum",)
+
+# name → the factor by which the base learning rate is multiplied at `progress` ∈ [0, 1].
+SCHEDULES: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "constant": lambda progress: jnp.ones_like(progress),
+    "cosine": lambda progress: 0.5 * (1.0 + jnp.cos(jnp.pi * progress)),  # decay to 0
+    "step": lambda progress: jnp.where(progress < 0.5, 1.0, jnp.where(progress < 0.75, 0.1, 0.01)),
+}
+
+
+def make_optimizer(name: str) -> optax.GradientTransformation:
+    """The optimizer called `name` (a key of `OPTIMIZERS`)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+    return OPTIMIZERS[name]()
+
+
+def learning_rate_at(schedule: str, step: jax.Array, hyper: dict[str, jax.Array]) -> jax.Array:
+    """The learning rate at `step`: hyper['learning_rate'] × the schedule's factor at
+    step / hyper['total_steps'] (clipped to 1)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
+    total = jnp.maximum(hyper["total_steps"], 1.0)
+    progress = jnp.minimum(step.astype(jnp.float32) / total, 1.0)
+    return hyper["learning_rate"] * SCHEDULES[schedule](progress)
