@@ -14,6 +14,7 @@ import dataclasses
 import jax
 
 from cnn_jax.layers.base import Shape
+from cnn_jax.markdown import markdown_table
 from cnn_jax.network import Network
 
 
@@ -123,13 +124,8 @@ def format_table(rows: list[ShapeRow], *, markdown: bool = False) -> str:
     body = [[_cell(row, attribute) for _, attribute in COLUMNS] for row in rows]
     total = ["total", "", "", "", "", "", "", "", "", "",
              f"{sum(r.params for r in rows):,}", f"{sum(r.macs for r in rows):,}", "", ""]
-    if markdown:  # a '|' inside a cell (the per-axis formula) must not start a new column
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
-            for cells in [*body, total]
-        ]
-        return "\n".join(lines)
+    if markdown:  # the per-axis formula's '|' is escaped by markdown_table
+        return markdown_table(header, [*body, total])
     widths = [max(len(cells[i]) for cells in [header, *body, total]) for i in range(len(header))]
     def line(cells: list[str]) -> str:
         return "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))

@@ -18,9 +18,10 @@ training images), 15 epochs (3 on the expanded data: the same number of steps), 
 from absl import flags
 
 from cnn_jax import cli
+from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.research import nielsen
 from cnn_jax.research.nielsen_report import plot_best_kernels, plot_curves, table_markdown
-from cnn_jax.train.devices import describe_devices, enable_compilation_cache
+from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/nielsen", "Output folder.")

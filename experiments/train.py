@@ -17,8 +17,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from cnn_jax import cli
+from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.train import train_and_evaluate
-from cnn_jax.train.devices import enable_compilation_cache, initialize_distributed
+from cnn_jax.train.devices import initialize_distributed
 
 CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config file.")
 WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Folder for checkpoints, logs and plots.")

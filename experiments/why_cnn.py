@@ -17,8 +17,9 @@ accuracy, and sharing cuts the first layer from 299,520 to 520 parameters. With
 from absl import flags
 
 from cnn_jax import cli
+from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.research import why_cnn
-from cnn_jax.train.devices import describe_devices, enable_compilation_cache
+from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/why_cnn", "Output folder.")

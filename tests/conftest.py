@@ -49,7 +49,7 @@ def train_env(shared_tmp):
         for name, value in _SHARED.items():
             patch.setenv(name, value)
         patch.setenv("JAX_PLATFORMS", "cpu")
-        from cnn_jax.train.devices import enable_compilation_cache
+        from cnn_jax.compilation_cache import enable_compilation_cache
 
         enable_compilation_cache(str(cache_dir))
         yield dict(_SHARED)

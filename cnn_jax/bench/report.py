@@ -7,14 +7,16 @@ import platform
 from typing import Any
 
 from cnn_jax.bench.runner import BASELINE, PROJECT, TORCH
+from cnn_jax.markdown import markdown_table
 from cnn_jax.train.devices import cpu_model
 
-TABLE_HEADER = (
-    "| network | batch | project train img/s | PyTorch train img/s | ratio project/PyTorch "
-    "| layers' formulation img/s | project eval img/s | PyTorch eval img/s "
-    "| compile s (train/eval) | peak RSS MB project / PyTorch "
-    "| CPU µs/img train project / PyTorch | formulation |"
+TABLE_COLUMNS = (
+    "network", "batch", "project train img/s", "PyTorch train img/s", "ratio project/PyTorch",
+    "layers' formulation img/s", "project eval img/s", "PyTorch eval img/s",
+    "compile s (train/eval)", "peak RSS MB project / PyTorch",
+    "CPU µs/img train project / PyTorch", "formulation",
 )
+TABLE_HEADER = markdown_table(TABLE_COLUMNS, []).splitlines()[0]
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -66,7 +68,7 @@ def ratio(row: dict[str, Any]) -> float | None:
     return results[PROJECT]["train"]["median"] / results[TORCH]["train"]["median"]
 
 
-def table_rows(report: dict[str, Any]) -> list[str]:
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
     lines = []
     for row in report["rows"]:
         results = row["results"]
@@ -77,19 +79,18 @@ def table_rows(report: dict[str, Any]) -> list[str]:
         if project.get("device_peak_mb") is not None:
             memory += f" (device {project['device_peak_mb']:.0f})"
         memory += f" / {torch_result['peak_rss_mb']:.0f}" if torch_result else " / –"
-        lines.append(
-            f"| {row['network']} | {row['batch_size']} | {_fmt(project['train'])} "
-            f"| {_fmt(torch_result['train']) if torch_result else 'skipped'} "
-            f"| {'–' if value is None else f'**{value:.2f}×**'} "
-            f"| {_fmt(baseline['train']) if baseline else '–'} "
-            f"| {_fmt(project['eval'])} "
-            f"| {_fmt(torch_result['eval']) if torch_result else 'skipped'} "
-            f"| {_num(project['compile_s'], 2)} / {_num(project['eval_compile_s'], 2)} "
-            f"| {memory} | {_median(project.get('cpu_us_per_img'))} / "
-            f"{_median(torch_result.get('cpu_us_per_img')) if torch_result else '–'} "
-            f"| {project['conv']}/{project['pool']}, "
-            f"{project.get('microbatches') or 1} micro-batches, {project['strategy']} |"
-        )
+        lines.append([
+            row["network"], row["batch_size"], _fmt(project["train"]),
+            _fmt(torch_result["train"]) if torch_result else "skipped",
+            "–" if value is None else f"**{value:.2f}×**",
+            _fmt(baseline["train"]) if baseline else "–", _fmt(project["eval"]),
+            _fmt(torch_result["eval"]) if torch_result else "skipped",
+            f"{_num(project['compile_s'], 2)} / {_num(project['eval_compile_s'], 2)}", memory,
+            f"{_median(project.get('cpu_us_per_img'))} / "
+            f"{_median(torch_result.get('cpu_us_per_img')) if torch_result else '–'}",
+            f"{project['conv']}/{project['pool']}, {project.get('microbatches') or 1} "
+            f"micro-batches, {project['strategy']}",
+        ])
     return lines
 
 
@@ -114,9 +115,7 @@ def markdown(report: dict[str, Any]) -> str:
         "float32, SGD, random data already on the device; median (min–max). "
         f"Wall time {report['wall_s']:.0f} s.",
         "",
-        TABLE_HEADER,
-        "|" + "|".join(["---"] * (TABLE_HEADER.count("|") - 1)) + "|",
-        *table_rows(report),
+        markdown_table(TABLE_COLUMNS, table_rows(report)),
     ]
     if not report["torch"]:
         lines += ["", "PyTorch was skipped: not importable (`pip install -r "
@@ -128,9 +127,8 @@ def markdown(report: dict[str, Any]) -> str:
                   f"{cache['cold']:.2f} s (process {cache['cold_process_s']:.1f} s), warm "
                   f"{cache['warm']:.2f} s (process {cache['warm_process_s']:.1f} s)."]
     if report.get("vmap"):
-        lines += ["", "| vmap over models | batch | models | model-img/s | compile s |",
-                  "|---|---|---|---|---|"]
-        for row in report["vmap"]:
-            lines.append(f"| {row['network']} | {row['batch_size']} | {row['models']} "
-                         f"| {_fmt(row['train'])} | {_num(row['compile_s'], 2)} |")
+        lines += ["", markdown_table(
+            ["vmap over models", "batch", "models", "model-img/s", "compile s"],
+            [[row["network"], row["batch_size"], row["models"], _fmt(row["train"]),
+              _num(row["compile_s"], 2)] for row in report["vmap"]])]
     return "\n".join(lines) + "\n"

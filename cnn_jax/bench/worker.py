@@ -43,7 +43,7 @@ class JaxWorker:
         import jax
 
         if spec.get("cache_dir"):
-            from cnn_jax.train.devices import enable_compilation_cache
+            from cnn_jax.compilation_cache import enable_compilation_cache
 
             enable_compilation_cache(spec["cache_dir"])
         from cnn_jax.train import loop
@@ -236,7 +236,7 @@ def compile_only(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     import jax
 
-    from cnn_jax.train.devices import enable_compilation_cache
+    from cnn_jax.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache(spec["cache_dir"])
     group, state = jax_group({**spec, "steps": 4})

@@ -11,8 +11,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from cnn_jax import plots  # noqa: E402
 from cnn_jax.config import build_network  # noqa: E402
+from cnn_jax.markdown import markdown_table  # noqa: E402
 from cnn_jax.research.nielsen import RowResult, Scale, best_params, row_config  # noqa: E402
-from cnn_jax.research.tables import markdown_table, mean_std, percent, percent_mean_std  # noqa: E402
+from cnn_jax.research.tables import mean_std, percent, percent_mean_std  # noqa: E402
 from cnn_jax.train.logs import read_jsonl  # noqa: E402
 
 

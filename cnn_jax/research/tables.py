@@ -30,8 +30,3 @@ def percent_mean_std(values: Sequence[float], digits: int = 2) -> str:
     text = percent(mean, digits)
     return text if len(finite) < 2 else f"{text} ± {100 * std:.{digits}f}"
 
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)

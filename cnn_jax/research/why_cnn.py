@@ -22,9 +22,10 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnn_jax.config import base_config, build_network  # noqa: E402
+from cnn_jax.markdown import markdown_table  # noqa: E402
 from cnn_jax.presets import conv, dense, logits, pool  # noqa: E402
 from cnn_jax.research.nielsen import DataCache  # noqa: E402
-from cnn_jax.research.tables import markdown_table, percent  # noqa: E402
+from cnn_jax.research.tables import percent  # noqa: E402
 from cnn_jax.summary import shape_table  # noqa: E402
 from cnn_jax.train import train_and_evaluate  # noqa: E402
 

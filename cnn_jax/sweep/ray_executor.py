@@ -50,8 +50,8 @@ def gpu_environment(gpus_per_trial: float) -> dict[str, str]:
 
 def _trial_task(directory: str, config, cache: str) -> dict[str, Any]:
     """Inside a Ray worker: JAX is imported and initialised here, not in the driver."""
+    from cnn_jax.compilation_cache import enable_compilation_cache
     from cnn_jax.sweep.worker import run_trial
-    from cnn_jax.train.devices import enable_compilation_cache
 
     enable_compilation_cache(cache)
     return run_trial(directory, config, executor="ray")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cnn_jax.markdown import markdown_table
 from cnn_jax.summary import ShapeRow, format_table
 from cnn_jax.sweep import trialdir
 from cnn_jax.sweep.hparams import write_hparams
@@ -32,11 +33,6 @@ def _accuracy(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "—"
     return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
-
-
-def _table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
 
 
 def _sizes(row: dict[str, Any]) -> str:
@@ -61,13 +57,13 @@ def configurations_table(manifest: dict[str, Any], summary: list[dict[str, Any]]
             f"{row['done']}/{row['seeds']}", _number(row["train_time_s_mean"]),
             _number(row["compile_time_s_mean"]), _number(row["images_per_second_mean"], 0),
         ])
-    return _table(header, body) if body else "No configuration has finished yet."
+    return markdown_table(header, body) if body else "No configuration has finished yet."
 
 
 def invalid_table(summary: list[dict[str, Any]]) -> str:
-    body = [[row["group"], str(row["reason"]).replace("|", "\\|")] for row in summary
+    body = [[row["group"], row["reason"]] for row in summary
             if row.get("reason") and not row["done"]]
-    return _table(["configuration", "reason"], body) if body else "None."
+    return markdown_table(["configuration", "reason"], body) if body else "None."
 
 
 def trials_table(rows: list[dict[str, Any]]) -> str:
@@ -81,7 +77,7 @@ def trials_table(rows: list[dict[str, Any]]) -> str:
         _number(r.get("images_per_second"), 0), _number(r.get("compiles")),
         _number(r.get("attempts")),
     ] for r in ordered]
-    return _table(header, body)
+    return markdown_table(header, body)
 
 
 def architectures_section(workdir: Path, rows: list[dict[str, Any]]) -> str:

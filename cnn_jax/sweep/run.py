@@ -221,8 +221,8 @@ def _run_local(groups: list[list[TrialPlan]], workdir: Path, finished, cache: st
     trial trains alone, a larger one as one vmapped program. SIGINT or SIGTERM stops the sweep:
     during a group, its trials save checkpoints and end `interrupted`; between groups, before
     the next one starts."""
+    from cnn_jax.compilation_cache import enable_compilation_cache
     from cnn_jax.sweep.worker import run_group, run_trial
-    from cnn_jax.train.devices import enable_compilation_cache
     from cnn_jax.train.interrupts import StopRequests
 
     enable_compilation_cache(cache)

@@ -78,17 +78,6 @@ def describe_devices() -> str:
     return f"{len(devices)} × {devices[0].device_kind}"
 
 
-def enable_compilation_cache(directory: str | None = None) -> str:
-    """Turns on JAX's persistent compilation cache (default ~/.cache/cnn_jax/jax), so that a new
-    process reuses the programs compiled by earlier ones."""
-    directory = directory or os.environ.get(
-        "CNN_JAX_COMPILATION_CACHE", os.path.expanduser("~/.cache/cnn_jax/jax"))
-    jax.config.update("jax_compilation_cache_dir", directory)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return directory
-
-
 def initialize_distributed() -> None:
     """Multi-host: connects this process to the others (coordinator from the environment)."""
     jax.distributed.initialize()
