@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import flax.serialization
 import jax
@@ -23,27 +22,33 @@ from cnn_jax.errors import GroupError
 from cnn_jax.train.state import TrainState
 
 SCORE = "score"  # the metric that picks the best checkpoint (higher is better)
+NO_SCORE = -1.0  # mid-epoch checkpoints: below every score (accuracies, epoch numbers)
+
+
+def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
+    """Higher is better: the score, then the earlier step (Nielsen's protocol takes the earliest
+    of equally good epochs)."""
+    return float(metrics[SCORE]), -int(metrics.get("step", 0))
 
 
 class Checkpointer:
     """Saves and restores `TrainState`s under workdir/checkpoints.
 
     Keeps the latest `keep` checkpoints and the one with the highest score (end-of-epoch
-    checkpoints carry the validation accuracy as their score; mid-epoch ones carry none).
+    checkpoints carry the validation accuracy as their score; mid-epoch ones `NO_SCORE`). The
+    scores are written beside each checkpoint, so the best one is known after a restart.
     """
 
     def __init__(self, workdir: str | os.PathLike, keep: int = 2):
         self.directory = Path(workdir).absolute() / "checkpoints"
         policy = policies.AnyPreservationPolicy([
             policies.LatestN(n=keep),
-            policies.BestN(
-                get_metric_fn=lambda metrics: metrics[SCORE], n=1,
-                keep_checkpoints_without_metrics=False,
-            ),
+            policies.BestN(get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False),
         ])
         options = ocp.CheckpointManagerOptions(
             preservation_policy=policy, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True,
+            cleanup_tmp_directories=True, best_fn=_rank,
+            best_mode="max",  # a best_fn makes Orbax write the scores to disk
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -51,17 +56,12 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def best_step(self) -> int | None:
-        """The step of the checkpoint with the highest score (the earliest on ties), or the latest
-        step if no checkpoint carries a score (Orbax's own `best_step` needs a `best_fn` and
-        would return the latest)."""
-        scored = []
-        for step in self.all_steps():
-            metrics = self._manager.metrics(step) or {}
-            if SCORE in metrics:
-                scored.append((float(metrics[SCORE]), -step))
-        if not scored:
-            return self.latest_step()
-        return -max(scored)[1]
+        """The step of the checkpoint with the highest score (the earliest on ties: the epoch
+        Nielsen's protocol reports), or the latest step if none carries a score."""
+        scored = [(_rank({"step": step, **metrics}), step) for step in self.all_steps()
+                  if (metrics := self._manager.metrics(step) or {}).get(SCORE, NO_SCORE)
+                  > NO_SCORE]
+        return max(scored)[1] if scored else self.latest_step()
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -72,7 +72,7 @@ class Checkpointer:
         if step in self._manager.all_steps():
             return False
         tree = flax.serialization.to_state_dict(jax.device_get(state))
-        metrics: dict[str, Any] | None = None if score is None else {SCORE: float(score)}
+        metrics = {SCORE: NO_SCORE if score is None else float(score), "step": step}
         saved = self._manager.save(step, args=ocp.args.StandardSave(tree), metrics=metrics,
                                    force=True)
         self._manager.wait_until_finished()

@@ -106,8 +106,8 @@ class Group:
     def compile(self, state: TrainState) -> tuple[dict[int, Any], float]:
         """{num_steps: compiled program} for the chunk lengths an epoch needs; seconds spent."""
         spe, chunk = self.steps_per_epoch, self.chunk_steps
+        orders = jax.block_until_ready(self.orders(0))
         started = time.perf_counter()
-        orders = self.orders(0)
         programs = {
             num_steps: self.program(num_steps).lower(
                 state, self.train_images, self.train_labels, orders, jnp.int32(0)).compile()

@@ -1,0 +1,106 @@
+"""Checkpoints: the best one is the best-scored (also after a restart), and a corrupt newest one
+is reported and skipped for the newest intact one."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import assert_trees_equal, checkpoint, read_records, tiny_config, without_timing
+
+from cnn_jax.network import Network
+from cnn_jax.presets import course_3maps
+from cnn_jax.train import train_and_evaluate
+from cnn_jax.train.checkpoints import Checkpointer, restore_newest_intact
+from cnn_jax.train.state import create_state
+
+pytestmark = pytest.mark.usefixtures("train_env")
+
+
+def states(count: int):
+    network = Network.from_layers(course_3maps())
+    config = tiny_config()
+    base = create_state(network, config, (28, 28, 1), steps_per_epoch=10)
+    return [base.replace(step=jnp.asarray(step, jnp.int32),
+                         params={**base.params, "dense1": {
+                             **base.params["dense1"], "bias": jnp.full((10,), float(step))}})
+            for step in range(1, count + 1)]
+
+
+def test_best_step_is_the_best_scored_checkpoint_also_after_a_restart(tmp_path):
+    saved = states(5)
+    checkpointer = Checkpointer(tmp_path, keep=2)
+    for state, score in zip(saved, [0.5, 0.9, None, 0.9, 0.7], strict=True):
+        checkpointer.save(state, score=score)  # None: a mid-epoch checkpoint
+    assert checkpointer.best_step() == 2  # the earliest of the two best scores, not the latest
+    checkpointer.close()
+    reopened = Checkpointer(tmp_path, keep=2)
+    assert reopened.best_step() == 2 and reopened.latest_step() == 5
+    restored = reopened.restore(saved[0], reopened.best_step())
+    np.testing.assert_array_equal(restored.params["dense1"]["bias"], np.full(10, 2.0))
+    reopened.close()
+
+
+def test_only_mid_epoch_checkpoints_mean_the_latest_is_the_best(tmp_path):
+    checkpointer = Checkpointer(tmp_path)
+    for state in states(2):
+        checkpointer.save(state)
+    assert checkpointer.best_step() == 2
+    checkpointer.close()
+
+
+def corrupt_newest(workdir) -> int:
+    """Truncates every data file of the newest checkpoint of a run; returns its step."""
+    step = max(int(path.name) for path in (workdir / "checkpoints").iterdir()
+               if path.name.isdigit())
+    files = [path for path in (workdir / "checkpoints" / str(step)).rglob("*")
+             if path.is_file() and path.stat().st_size > 0 and "ocdbt" in str(path)]
+    assert files
+    for path in files:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return step
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys):
+    saved = states(3)
+    checkpointer = Checkpointer(tmp_path, keep=3)
+    for state in saved:
+        checkpointer.save(state, score=0.1 * int(state.step))
+    checkpointer.close()
+    assert corrupt_newest(tmp_path) == 3
+    checkpointer = Checkpointer(tmp_path, keep=3)
+    step, (state,) = restore_newest_intact([checkpointer], [saved[0]])
+    checkpointer.close()
+    assert step == 2 and int(state.step) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "checkpoints/3" in lines[0] and "older checkpoint" in lines[0]
+
+
+def test_a_run_whose_newest_checkpoint_is_corrupt_resumes_from_the_one_before(tmp_path, capsys):
+    """Stopped at step 60 with checkpoints at 40 (epoch end), 50 and 60: step 60's files are
+    truncated; the rerun resumes from 50 and ends as an uninterrupted run."""
+    config = tiny_config(checkpoint_every_steps=10, checkpoint_keep=3)
+    reference = train_and_evaluate(config, tmp_path / "reference")
+    workdir = tmp_path / "run"
+    stopped = train_and_evaluate(config.copy_and_resolve_references(), workdir,
+                                 callbacks=[_stop_at(60)])
+    assert stopped["status"] == "interrupted" and checkpoint(workdir)[0] == 60
+    corrupt_newest(workdir)
+    capsys.readouterr()
+    resumed = train_and_evaluate(config, workdir)
+    out = capsys.readouterr()
+    assert "resuming" in out.out and "from step 50" in out.out
+    assert "checkpoints/60" in out.err and "cannot be read" in out.err
+    assert "Traceback" not in out.err
+    assert without_timing(resumed) == without_timing(reference)
+    assert read_records(workdir) == read_records(tmp_path / "reference")
+    assert_trees_equal(checkpoint(workdir)[1], checkpoint(tmp_path / "reference")[1])
+    assert json.loads((workdir / "status.json").read_text())["status"] == "done"
+
+
+def _stop_at(step: int):
+    from conftest import kill_after
+
+    return kill_after(step, "SIGTERM")
