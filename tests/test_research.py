@@ -59,7 +59,7 @@ def test_nielsen_table_tiny_with_ensemble(tmp_path):
     assert [p.name for p in results[2].run_dirs] == ["seed0", "seed1"]
     assert results[1].run_dirs[0] == results[2].run_dirs[0]  # row 8 reuses row 7's runs
     table = table_markdown(results, TINY, "cpu")
-    assert "| 8 | ensemble of 5 networks of row 7" in table and "99.67%" in table
+    assert "| 8 | ensemble of 2 (book: 5) networks of row 7" in table and "99.67%" in table
     assert plot_curves(results, tmp_path / "curves.png").stat().st_size > 0
 
 

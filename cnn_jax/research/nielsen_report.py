@@ -12,22 +12,37 @@ from matplotlib.figure import Figure  # noqa: E402
 from cnn_jax import plots  # noqa: E402
 from cnn_jax.config import build_network  # noqa: E402
 from cnn_jax.markdown import markdown_table  # noqa: E402
-from cnn_jax.research.nielsen import RowResult, Scale, best_params, row_config  # noqa: E402
+from cnn_jax.research.nielsen import (  # noqa: E402
+    RowResult,
+    Scale,
+    best_params,
+    row_config,
+    row_label,
+)
 from cnn_jax.research.tables import mean_std, percent, percent_mean_std  # noqa: E402
 from cnn_jax.train.logs import read_jsonl  # noqa: E402
 
 
 def table_markdown(results: list[RowResult], scale: Scale, device: str) -> str:
-    """The book's accuracy beside ours (mean ± std over seeds), epochs and time per row."""
-    header = ["#", "network", "book", "ours", "runs", "epochs", "time", "device"]
+    """The book's accuracy beside ours: mean ± std over the row's runs and the best of them (the
+    book reports the best of 3), the row's budget beside the book's, time and device."""
+    header = ["#", "network", "book", "ours: mean ± std", "ours: best", "runs",
+              "epochs (book)", "time", "device"]
     rows = [
-        [r.row.number, r.row.network, percent(r.row.book), percent_mean_std(r.accuracies),
-         len(r.run_dirs), r.epochs, f"{r.seconds:.0f} s", device]
+        [r.row.number, row_label(r.row, scale), percent(r.row.book),
+         percent_mean_std(r.accuracies), percent(max(r.accuracies, default=None)),
+         len(r.run_dirs), f"{r.epochs} ({r.row.epochs})", _duration(r.seconds), device]
         for r in results
     ]
     note = "" if scale.dataset in ("mnist", "mnist_5k") else (
         " The book's numbers are for MNIST; this table is on another data set.")
-    return f"Scale: {scale.label}.{note}\n\n" + markdown_table(header, rows)
+    return (f"Scale: {scale.label}.{note} \"best\" is the best run of the row, the number the "
+            f"book's (the best of 3 runs) compares with; an ensemble row has one vote.\n\n"
+            + markdown_table(header, rows))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def plot_curves(results: list[RowResult], path: Path) -> Path:
