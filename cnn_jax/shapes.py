@@ -132,3 +132,77 @@ def window_geometry(
             )
         axes.append(geometry)
     return axes[0], axes[1]
+
+
+def pool_geometry(
+    layer: str, spatial_in: tuple[int, int], window: int | Sequence[int],
+    stride: int | Sequence[int], padding: Padding,
+) -> tuple[AxisGeometry, AxisGeometry]:
+    """`window_geometry` of a pool layer that also refuses a window lying entirely in the padding.
+
+    Such a window pools no input at all: its max is −inf, its average 0/0. Along an axis the first
+    window is all padding iff pad_lo ≥ window, the last iff (out − 1)·stride ≥ pad_lo + in;
+    padding of at most window − 1 on each side never gives one.
+    """
+    axes = window_geometry(layer, "pool", spatial_in, window, stride, padding)
+    for g in axes:
+        last_start = (g.size_out - 1) * g.stride
+        if g.pad_lo >= g.kernel:
+            which, start = "first", 0
+        elif last_start >= g.pad_lo + g.size_in:
+            which, start = "last", last_start
+        else:
+            continue
+        raise ShapeError(
+            f"layer '{layer}' (pool): window {g.kernel} with padding ({g.pad_lo}, {g.pad_hi}) "
+            f"along {g.axis}: out = {g.formula()}, but the {which} window (padded positions "
+            f"{start}..{start + g.kernel - 1}; the input is {g.pad_lo}..{g.pad_lo + g.size_in - 1})"
+            f" lies entirely in the padding. Every window must overlap the input: pad_lo ≤ "
+            f"window − 1 = {g.kernel - 1} and (out − 1)·stride < pad_lo + in = "
+            f"{g.pad_lo + g.size_in} (padding at most window − 1 on each side always is)"
+        )
+    return axes
+
+
+def image_shape(function: str, kind: str, x_shape: Sequence[int]) -> tuple[int, int, int]:
+    """(height, width, channels) of an argument x of shape (batch, height, width, channels)."""
+    if len(x_shape) != 4:
+        raise ShapeError(f"layer '{function}' ({kind}): x must be (batch, height, width, channels),"
+                         f" got shape {tuple(x_shape)}")
+    return int(x_shape[1]), int(x_shape[2]), int(x_shape[3])
+
+
+def kernel_geometry(
+    function: str, kind: str, x_shape: Sequence[int], kernel_shape: Sequence[int],
+    stride: int | Sequence[int], padding: Padding, dilation: int | Sequence[int] = 1,
+) -> tuple[AxisGeometry, AxisGeometry]:
+    """The geometry of a direct call of a conv ('conv') or locally connected ('local') function,
+    checked like the layers' plans; a `ShapeError` for impossible shapes.
+
+    Args:
+      x_shape: (batch, height, width, in_channels).
+      kernel_shape: conv (kh, kw, in_channels, maps); local (out_h, out_w, kh, kw, in_channels,
+        maps).
+    """
+    height, width, channels = image_shape(function, kind, x_shape)
+    layout = ("kh", "kw", "in_channels", "maps")
+    if kind == "local":
+        layout = ("out_h", "out_w", *layout)
+    if len(kernel_shape) != len(layout):
+        raise ShapeError(f"layer '{function}' ({kind}): kernel must be ({', '.join(layout)}), "
+                         f"got shape {tuple(kernel_shape)}")
+    kh, kw, in_channels, _ = kernel_shape[-4:]
+    if in_channels != channels:
+        raise ShapeError(
+            f"layer '{function}' ({kind}): the kernel {tuple(kernel_shape)} has in_channels = "
+            f"{in_channels}, but x {tuple(x_shape)} has {channels} channels"
+        )
+    rows, cols = window_geometry(function, kind, (height, width), (int(kh), int(kw)), stride,
+                                 padding, dilation)
+    if kind == "local" and tuple(kernel_shape[:2]) != (rows.size_out, cols.size_out):
+        raise ShapeError(
+            f"layer '{function}' (local): the kernel {tuple(kernel_shape)} has (out_h, out_w) = "
+            f"{tuple(kernel_shape[:2])}, but the output is {rows.size_out}×{cols.size_out}: out = "
+            f"{rows.formula()} (height), {cols.formula()} (width)"
+        )
+    return rows, cols

@@ -38,6 +38,16 @@ def expected_size(size: int, kernel: int, stride: int, padding, dilation: int, a
     return math.floor((size + lo + hi - dilation * (kernel - 1) - 1) / stride) + 1
 
 
+def window_all_padding(size: int, kernel: int, stride: int, padding, axis: int) -> bool:
+    """Whether the first or the last window of a pool lies entirely in the padding."""
+    if padding in ("SAME", "VALID"):
+        return False  # SAME pads at most window − 1 on each side
+    lo = padding if isinstance(padding, int) else padding[axis]
+    lo = lo if isinstance(lo, int) else lo[0]
+    out = expected_size(size, kernel, stride, padding, 1, axis)
+    return lo >= kernel or (out - 1) * stride >= lo + size
+
+
 def lax_padding(padding):
     """The caller's padding as jax.lax takes it (strings unchanged, ints as pairs)."""
     if isinstance(padding, str):
@@ -169,7 +179,7 @@ def test_pool_sizes_match_formula_and_eval_shape():
         expected = tuple(expected_size(size, k, s, p, 1, axis) for axis in (0, 1))
         for kind in ("max", "avg", "l2"):
             layer = Pool(kind, k, s, p)
-            if min(expected) < 1:
+            if min(expected) < 1 or any(window_all_padding(size, k, s, p, a) for a in (0, 1)):
                 with pytest.raises(ShapeError, match="layer1"):
                     layer.plan("layer1", (size, size, 3))
                 refused += 1

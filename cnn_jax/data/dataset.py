@@ -23,8 +23,9 @@ class Dataset:
     """Train/validation/test splits as numpy arrays.
 
     Images are float32 ``(N, H, W, C)`` in ``[0, 1]`` (pixel / 255), labels int32 ``(N,)`` in
-    ``[0, num_classes)``. Every array is C-contiguous and read-only; the validation split may be
-    empty (``V == 0``). Equality is identity (arrays make ``==`` ambiguous).
+    ``[0, num_classes)`` (given as any integer dtype; float labels are a ``DataError``). Every
+    array is C-contiguous and read-only; the validation split may be empty (``V == 0``).
+    Equality is identity (arrays make ``==`` ambiguous).
     """
 
     name: str
@@ -49,6 +50,9 @@ class Dataset:
             if shape is not None and np.shape(images)[1:] != shape:
                 raise DataError(f"{self.name}/{split}: image shape differs from {shape}")
             shape = np.shape(images)[1:]
+            dtype = np.asarray(labels).dtype
+            if not np.issubdtype(dtype, np.integer):  # 1.5 would be cast to class 1 silently
+                raise DataError(f"{self.name}/{split}: labels must be integers, got dtype {dtype}")
             if len(labels) and (np.min(labels) < 0 or np.max(labels) >= self.num_classes):
                 raise DataError(f"{self.name}/{split}: labels outside [0, {self.num_classes})")
             object.__setattr__(self, f"{split}_images", _frozen(images, np.float32))

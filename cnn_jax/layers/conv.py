@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
@@ -25,9 +26,26 @@ from cnn_jax.layers.base import (
     spatial_input,
     window_args,
 )
-from cnn_jax.shapes import Padding, window_geometry
+from cnn_jax.shapes import AxisGeometry, Padding, kernel_geometry, window_geometry
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+Pairs = tuple[tuple[int, int], tuple[int, int]]
+
+
+def pad_past_span(x: jax.Array, rows: AxisGeometry, cols: AxisGeometry) -> tuple[jax.Array, Pairs]:
+    """(x, padding) for a `lax` sliding window: x zero-padded by `jnp.pad` (and padding 0) if a
+    side's padding reaches the dilated kernel span dilation·(k−1)+1, else x and its padding.
+
+    Why: the gradient wrt x of a convolution is a convolution with low padding span − 1 − pad_lo
+    (the high side alike), negative once a padding reaches the span, and XLA:CPU computes such
+    float32 convolutions wrongly (values like 2e+23 that change from run to run; float64 is
+    right). Padded beforehand, the gradient is a convolution with padding ≥ 0 and a slice.
+    VALID, SAME and paddings below the span keep the single convolution.
+    """
+    padding = ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi))
+    if all(max(axis.pad_lo, axis.pad_hi) < axis.effective_kernel for axis in (rows, cols)):
+        return x, padding
+    return jnp.pad(x, ((0, 0), *padding, (0, 0))), ((0, 0), (0, 0))
 
 
 def conv2d(
@@ -44,10 +62,14 @@ def conv2d(
       padding: explicit ((top, bottom), (left, right)).
     Returns:
       (batch, out_height, out_width, maps).
+    Raises:
+      ShapeError: impossible geometry or in_channels ≠ x's channels (at trace time).
     """
+    rows, cols = kernel_geometry("conv2d", "conv", x.shape, kernel.shape, stride, padding, dilation)
+    x, padding = pad_past_span(x, rows, cols)  # works around an XLA:CPU float32 gradient bug
     y = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=stride, padding=padding, rhs_dilation=dilation,
-        dimension_numbers=DIMENSION_NUMBERS,
+        x, kernel, window_strides=(rows.stride, cols.stride), padding=padding,
+        rhs_dilation=(rows.dilation, cols.dilation), dimension_numbers=DIMENSION_NUMBERS,
     )
     return y + bias
 

@@ -25,7 +25,8 @@ from cnn_jax.layers.base import (
     spatial_input,
     window_args,
 )
-from cnn_jax.shapes import Padding, window_geometry
+from cnn_jax.layers.conv import pad_past_span
+from cnn_jax.shapes import Padding, kernel_geometry, window_geometry
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -43,13 +44,20 @@ def local2d(
       bias: (out_h, out_w, maps): one bias per output position and map.
     Returns:
       (batch, out_h, out_w, maps).
+    Raises:
+      ShapeError: impossible geometry, in_channels ≠ x's channels or (out_h, out_w) ≠ the output
+        size (at trace time).
     """
+    rows, cols = kernel_geometry("local2d", "local", x.shape, kernel.shape, stride, padding,
+                                 dilation)
+    x, padding = pad_past_span(x, rows, cols)  # the same XLA:CPU gradient bug as conv2d
     out_h, out_w, kh, kw, in_channels, maps = kernel.shape
     # conv_general_dilated_local fuses the window into the I axis in the order (channel, kh, kw).
     fused = kernel.transpose(0, 1, 4, 2, 3, 5).reshape(out_h, out_w, in_channels * kh * kw, maps)
     y = jax.lax.conv_general_dilated_local(
-        x, fused, window_strides=stride, padding=padding, filter_shape=(kh, kw),
-        rhs_dilation=dilation, dimension_numbers=DIMENSION_NUMBERS,
+        x, fused, window_strides=(rows.stride, cols.stride), padding=padding,
+        filter_shape=(kh, kw), rhs_dilation=(rows.dilation, cols.dilation),
+        dimension_numbers=DIMENSION_NUMBERS,
     )
     return y + bias
 

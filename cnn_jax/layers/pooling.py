@@ -1,7 +1,9 @@
 """Pooling: summarise each window of a feature map by one number (`jax.lax.reduce_window`).
 
 max: the largest activation (is the feature anywhere in the window?); avg: the mean; l2: the root
-of the sum of squares. Padded positions never win a max and are not counted in an average.
+of the sum of squares (its gradient at an all-zero window is 0, as PyTorch's `lp_pool2d`). Padded
+positions never win a max and are not counted in an average; no window may lie entirely in the
+padding.
 Pooling has no parameters and acts on every map separately. `none` passes the maps through
 unchanged, so that a sweep over pool types can switch pooling off.
 """
@@ -15,7 +17,7 @@ import jax.numpy as jnp
 
 from cnn_jax.errors import LayerError
 from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape, spatial_input, window_args
-from cnn_jax.shapes import Padding, window_geometry
+from cnn_jax.shapes import Padding, image_shape, pool_geometry
 
 POOL_TYPES = ("max", "avg", "l2", "none")
 
@@ -24,24 +26,33 @@ def pool2d(
     x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
     padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
 ) -> jax.Array:
-    """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps)."""
+    """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps).
+
+    Raises `ShapeError` (at trace time) for impossible geometry or a window all in the padding.
+    """
     if kind == "none":
         return x
-    dims = (1, *window, 1)
-    strides = (1, *stride, 1)
-    pads = ((0, 0), *padding, (0, 0))
+    if kind not in POOL_TYPES:
+        raise ValueError(f"unknown pool type {kind!r}; choose one of {list(POOL_TYPES)}")
+    height, width, _ = image_shape("pool2d", "pool", x.shape)
+    rows, cols = pool_geometry("pool2d", (height, width), window, stride, padding)
+    dims = (1, rows.kernel, cols.kernel, 1)
+    strides = (1, rows.stride, cols.stride, 1)
+    pads = ((0, 0), (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi), (0, 0))
     if kind == "max":
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, pads)
     if kind == "l2":
-        return jnp.sqrt(jax.lax.reduce_window(x * x, 0.0, jax.lax.add, dims, strides, pads))
-    if kind == "avg":
-        total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)
-        if all(lo == hi == 0 for lo, hi in padding):
-            return total / (window[0] * window[1])
-        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-        count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, strides, pads)
-        return total / count
-    raise ValueError(f"unknown pool type {kind!r}; choose one of {list(POOL_TYPES)}")
+        squares = jax.lax.reduce_window(x * x, 0.0, jax.lax.add, dims, strides, pads)
+        # d√s/ds = 1/(2√s) is infinite at s = 0 (an all-zero window) and ∞·0 = NaN. The inner
+        # where takes the root of s > 0 only, so the gradient there is 0; the outer gives √0 = 0.
+        positive = squares > 0
+        return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)  # avg
+    if all(lo == hi == 0 for lo, hi in pads):
+        return total / (rows.kernel * cols.kernel)
+    ones = jnp.ones((1, height, width, 1), x.dtype)
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, strides, pads)
+    return total / count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +78,7 @@ class Pool:
                 pool_type="none",
             )
         stride = self.window if self.stride is None else self.stride
-        rows, cols = window_geometry(
-            name, self.kind, (height, width), self.window, stride, self.padding
-        )
+        rows, cols = pool_geometry(name, (height, width), self.window, stride, self.padding)
         return LayerPlan(
             name=name, kind=self.kind, input_shape=(height, width, channels),
             output_shape=(rows.size_out, cols.size_out, channels), params=0, macs=0,
