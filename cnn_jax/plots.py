@@ -33,7 +33,8 @@ def _symmetric_limit(kernel: Any) -> float:
     return limit if limit > 0 else 1.0
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Render `fig` with the Agg canvas to the PNG `path` (folders made) at `DPI`; frees it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -83,8 +84,8 @@ def plot_kernels(
     Nielsen's first layer (5, 5, 1, 20) gives a 4×5 grid; columns default to ceil(sqrt(maps)).
     `title` prefixes the automatic description (e.g. the layer name).
     """
-    return _save(_kernels_figure(kernel, title=title, input_channel=input_channel,
-                                 columns=columns), path)
+    figure = _kernels_figure(kernel, title=title, input_channel=input_channel, columns=columns)
+    return save_figure(figure, path)
 
 
 def _even_indices(size: int, count: int) -> np.ndarray:
@@ -133,8 +134,9 @@ def plot_local_kernels(
 ) -> Path:
     """Kernels of one map of a locally connected layer (out_h, out_w, kh, kw, in_channels, maps),
     laid out at their output positions; at most `max_grid` evenly spaced rows and columns."""
-    return _save(_local_figure(kernel, map_index=map_index, input_channel=input_channel,
-                               max_grid=max_grid, title=title), path)
+    figure = _local_figure(kernel, map_index=map_index, input_channel=input_channel,
+                           max_grid=max_grid, title=title)
+    return save_figure(figure, path)
 
 
 def _image_panel(image: Any) -> tuple[np.ndarray, str | None]:
@@ -147,13 +149,8 @@ def _image_panel(image: Any) -> tuple[np.ndarray, str | None]:
     return image, "gray"
 
 
-def plot_feature_maps(
-    activations: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16,
-    title: str | None = None,
-) -> Path:
-    """The input image (H, W) or (H, W, C), then one row per layer output (H, W, maps) in
-    `activations` order, first `max_maps` maps each, one colour scale per row. Entries of
-    other ranks (e.g. dense outputs (units,)) are skipped; a leading batch axis of 1 is dropped."""
+def _image_layers(activations: Mapping[str, Any]) -> list[tuple[str, np.ndarray]]:
+    """The (H, W, maps) entries of `activations` (a leading batch axis of 1 dropped)."""
     layers = []
     for name, value in activations.items():
         value = np.asarray(value, dtype=np.float32)
@@ -161,8 +158,40 @@ def plot_feature_maps(
             value = value[0]
         if value.ndim == 3:
             layers.append((name, value))
-    columns = max([1] + [min(max_maps, value.shape[-1]) for _, value in layers])
-    fig = Figure(figsize=(0.95 * columns + 1.6, 1.05 * (len(layers) + 1) + 0.5),
+    return layers
+
+
+def _row_colorbar(fig: Figure, mappable: Any, row: Any, label: str) -> None:
+    """One colour scale for a row of panels, at the right end of the row."""
+    bar = fig.colorbar(mappable, ax=list(row), shrink=0.9, aspect=10, pad=0.01)
+    bar.set_label(label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+
+
+def _prediction_text(label: int | None, prediction: tuple[int, float] | None
+                     ) -> tuple[str, str]:
+    """The lines beside the input image and their colour (green right, red wrong)."""
+    lines, colour = [], "black"
+    if label is not None:
+        lines.append(f"true label: {label}")
+    if prediction is not None:
+        predicted, probability = prediction
+        lines += [f"predicted: {predicted}", f"(p = {100 * probability:.1f}%)"]
+        if label is not None:
+            right = predicted == label
+            lines.append("correct" if right else "wrong")
+            colour = "tab:green" if right else "tab:red"
+    return "\n".join(lines), colour
+
+
+def _feature_maps_figure(
+    activations: Mapping[str, Any], image: Any, *, max_maps: int = 16, title: str | None = None,
+    label: int | None = None, prediction: tuple[int, float] | None = None,
+) -> Figure:
+    """The grid of `plot_feature_maps` as a Figure (tests read its colour scales and texts)."""
+    layers = _image_layers(activations)
+    columns = max([2] + [min(max_maps, value.shape[-1]) for _, value in layers])
+    fig = Figure(figsize=(0.95 * columns + 2.0, 1.05 * (len(layers) + 1) + 0.6),
                  layout="constrained")
     axes = fig.subplots(len(layers) + 1, columns, squeeze=False)
     for ax in axes.flat:
@@ -170,63 +199,152 @@ def plot_feature_maps(
         ax.set_visible(False)
     pixels, cmap = _image_panel(image)
     axes[0, 0].set_visible(True)
-    axes[0, 0].imshow(pixels, cmap=cmap, interpolation="nearest")
+    shown = axes[0, 0].imshow(pixels, cmap=cmap, interpolation="nearest")
     axes[0, 0].set_ylabel(f"input\n{'×'.join(map(str, np.shape(image)))}", fontsize=8)
+    if cmap is not None:  # an RGB image is its own colour scale
+        _row_colorbar(fig, shown, axes[0], "pixel value")
+    text, colour = _prediction_text(label, prediction)
+    if text:
+        info = axes[0, 1]
+        info.set_visible(True)
+        info.axis("off")
+        info.text(0.0, 0.5, text, transform=info.transAxes, ha="left", va="center", fontsize=8,
+                  color=colour)
     for row, (name, value) in enumerate(layers, start=1):
         height, width, maps = value.shape
-        shown = min(max_maps, maps)
-        low, high = float(value[..., :shown].min()), float(value[..., :shown].max())
-        for index in range(shown):
+        count = min(max_maps, maps)
+        low, high = float(value[..., :count].min()), float(value[..., :count].max())
+        high = high if high > low else low + 1.0  # a constant row still gets a readable scale
+        for index in range(count):
             ax = axes[row, index]
             ax.set_visible(True)
-            ax.imshow(value[:, :, index], cmap=MAP_CMAP, vmin=low, vmax=high,
-                      interpolation="nearest")
-        note = f"\n(first {shown})" if shown < maps else ""
+            shown = ax.imshow(value[:, :, index], cmap=MAP_CMAP, vmin=low, vmax=high,
+                              interpolation="nearest")
+        _row_colorbar(fig, shown, axes[row], "activation")
+        note = f"\n(first {count})" if count < maps else ""
         axes[row, 0].set_ylabel(f"{name}\n{height}×{width}×{maps}{note}", fontsize=8)
-    fig.suptitle(title or "feature maps", fontsize=10)
-    return _save(fig, path)
+    fig.suptitle(title or "feature maps (one colour scale per layer)", fontsize=10)
+    return fig
+
+
+def plot_feature_maps(
+    activations: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16,
+    title: str | None = None, label: int | None = None,
+    prediction: tuple[int, float] | None = None,
+) -> Path:
+    """The input image (H, W) or (H, W, C) with its true `label` and the network's
+    `prediction` (class, probability) beside it, then one row per layer output (H, W, maps) in
+    `activations` order, first `max_maps` maps each, one colour scale (colorbar) per row.
+    Entries of other ranks (e.g. dense outputs (units,)) are skipped; a leading batch axis of 1
+    is dropped."""
+    return save_figure(_feature_maps_figure(activations, image, max_maps=max_maps, title=title,
+                                            label=label, prediction=prediction), path)
+
+
+def _epoch(index: int, entry: Mapping[str, Any]) -> float:
+    epoch = entry.get("epoch")
+    return float(index + 1 if epoch is None else epoch)
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and bool(np.isfinite(float(value)))
 
 
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for index, entry in enumerate(history):
         value = entry.get(key)
-        if value is None or not np.isfinite(float(value)):
-            continue
-        epoch = entry.get("epoch")
-        xs.append(float(index + 1 if epoch is None else epoch))
-        ys.append(float(value))
+        if _finite(value):
+            xs.append(_epoch(index, entry))
+            ys.append(float(value))
     return xs, ys
 
 
-def plot_learning_curves(
-    history: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
-) -> Path:
-    """Loss and accuracy against epoch from per-epoch dicts, e.g. {'epoch': 1, 'train_loss': …,
-    'train_accuracy': …, 'val_accuracy': …, 'test_accuracy': …}; missing or None values are
-    left out, every key containing 'loss' / 'accuracy' is drawn."""
+def _reported_epoch(history: Sequence[Mapping[str, Any]]
+                    ) -> tuple[float, float | None, bool] | None:
+    """(epoch, its test accuracy, chosen on validation) as Nielsen's protocol reports it
+    (`cnn_jax.train.results.summarize`): the highest val_accuracy, the earliest on ties; the
+    final epoch where no epoch has a validation accuracy. None for an empty history."""
+    numbered = [(_epoch(index, entry), entry) for index, entry in enumerate(history)]
+    if not numbered:
+        return None
+    validated = [(epoch, e) for epoch, e in numbered if _finite(e.get("val_accuracy"))]
+    if validated:
+        epoch, entry = max(validated, key=lambda pair: (float(pair[1]["val_accuracy"]),
+                                                         -pair[0]))
+    else:
+        epoch, entry = numbered[-1]
+    test = entry.get("test_accuracy")
+    return epoch, (float(test) if _finite(test) else None), bool(validated)
+
+
+_SPLITS = {"train": ("train", "tab:blue"), "val": ("validation", "tab:orange"),
+           "test": ("test", "tab:green")}
+
+
+def _curve_style(key: str, word: str) -> tuple[str, str | None]:
+    """The legend name and colour of a history key: 'val_loss' → ('validation', orange)."""
+    prefix = key[: -len(word)].rstrip("_") if key.endswith(word) else key
+    return _SPLITS.get(prefix, (key.replace("_", " "), None))
+
+
+def _learning_curves_figure(
+    history: Sequence[Mapping[str, Any]], *, title: str | None = None
+) -> Figure:
+    """The two panels of `plot_learning_curves` as a Figure (tests read its lines and legend)."""
     keys = list(dict.fromkeys(key for entry in history for key in entry))
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    reported = _reported_epoch(history)
+    marker = None
+    if reported is not None:
+        epoch, test, by_validation = reported
+        test_text = "n/a" if test is None else f"{100 * test:.2f}%"
+        marker = (f"best validation: epoch {epoch:g}, test {test_text}" if by_validation
+                  else f"final epoch {epoch:g} (no validation): test {test_text}")
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
-    for ax, word in zip(axes, ("loss", "accuracy"), strict=True):
+    handles: dict[str, Any] = {}
+    panels = (("loss", "loss (mean per image)", 1.0), ("accuracy", "accuracy (%)", 100.0))
+    for ax, (word, ylabel, scale) in zip(axes, panels, strict=True):
         drawn = 0
         for key in keys:
             if word not in key:
                 continue
             xs, ys = _series(history, key)
-            if xs:
-                ax.plot(xs, ys, "o-", markersize=3, label=key)
-                drawn += 1
-        ax.set(xlabel="epoch", ylabel=word)
+            if not xs:
+                continue
+            name, colour = _curve_style(key, word)
+            (line,) = ax.plot(xs, [scale * y for y in ys], "o-", markersize=3, color=colour,
+                              label=name)
+            handles.setdefault(name, line)
+            drawn += 1
+        if marker is not None:
+            marker_line = ax.axvline(reported[0], color="0.3", linestyle="--", linewidth=1,
+                                     label=marker)
+        ax.set(xlabel="epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8)
-        else:
+        if not drawn:
             ax.text(0.5, 0.5, f"no {word} recorded", ha="center", va="center",
                     transform=ax.transAxes)
+    if marker is not None:
+        handles[marker] = marker_line  # last in the legend
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncols=len(handles), fontsize=8, frameon=False)
     fig.suptitle(title or "learning curves", fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_learning_curves(
+    history: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
+) -> Path:
+    """Loss and accuracy (%) against epoch from per-epoch dicts, e.g. {'epoch': 1,
+    'train_loss': …, 'train_accuracy': …, 'val_accuracy': …, 'test_accuracy': …}, as train /
+    validation / test curves; missing or None values are left out, every key containing
+    'loss' / 'accuracy' is drawn. A dashed line marks the epoch the run reports (best
+    validation accuracy, the earliest on ties; the final epoch without validation) with its
+    test accuracy in the legend."""
+    return save_figure(_learning_curves_figure(history, title=title), path)
 
 
 def plot_network_kernels(
@@ -248,14 +366,35 @@ def plot_network_kernels(
     return written
 
 
-def plot_feature_maps_for(
-    network: Any, params: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16
-) -> Path:
-    """Run `network.activations` on one image (H, W) or (H, W, C) and plot its image-shaped
-    layer outputs with `plot_feature_maps`."""
+def _predict(network: Any, params: Mapping[str, Any], image: np.ndarray) -> tuple[int, float]:
+    """(class, probability) of softmax(network.apply(params, image[None])) for one image."""
+    logits = np.asarray(network.apply(params, image[None]), dtype=np.float64)[0]
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    predicted = int(np.argmax(probabilities))
+    return predicted, float(probabilities[predicted])
+
+
+def _feature_maps_for_figure(
+    network: Any, params: Mapping[str, Any], image: Any, *, max_maps: int = 16,
+    label: int | None = None,
+) -> Figure:
+    """The figure of `plot_feature_maps_for` (tests read its texts)."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = image[:, :, None]
     outputs = network.activations(params, image[None])
     maps = {name: np.asarray(value)[0] for name, value in outputs.items() if value.ndim == 4}
-    return plot_feature_maps(maps, image, path, max_maps=max_maps)
+    return _feature_maps_figure(maps, image, max_maps=max_maps, label=label,
+                                prediction=_predict(network, params, image))
+
+
+def plot_feature_maps_for(
+    network: Any, params: Mapping[str, Any], image: Any, path: str | Path, *, max_maps: int = 16,
+    label: int | None = None,
+) -> Path:
+    """Run `network.activations` on one image (H, W) or (H, W, C) and plot its image-shaped
+    layer outputs with `plot_feature_maps`, beside the image its true `label` (if given) and
+    the network's prediction (argmax of the softmax of its logits, with its probability)."""
+    figure = _feature_maps_for_figure(network, params, image, max_maps=max_maps, label=label)
+    return save_figure(figure, path)

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnn_jax import plots  # noqa: E402
-from cnn_jax.config import build_network  # noqa: E402
-from cnn_jax.markdown import markdown_table  # noqa: E402
-from cnn_jax.research.nielsen import (  # noqa: E402
+from cnn_jax import plots
+from cnn_jax.config import build_network
+from cnn_jax.markdown import markdown_table
+from cnn_jax.research.nielsen import (
     RowResult,
     Scale,
     best_params,
     row_config,
     row_label,
 )
-from cnn_jax.research.tables import mean_std, percent, percent_mean_std  # noqa: E402
-from cnn_jax.train.logs import read_jsonl  # noqa: E402
+from cnn_jax.research.tables import mean_std, percent, percent_mean_std
+from cnn_jax.train.logs import read_jsonl
 
 
 def table_markdown(results: list[RowResult], scale: Scale, device: str) -> str:
@@ -45,27 +42,59 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def plot_curves(results: list[RowResult], path: Path) -> Path:
-    """Validation accuracy per epoch for every row (first seed)."""
-    figure = Figure(figsize=(7, 4.5))
+def _curves_figure(results: list[RowResult]) -> Figure:
+    """The figure of `plot_curves` (tests read its lines, axis labels and legend)."""
+    from matplotlib.ticker import EngFormatter
+
+    from cnn_jax.train.logs import read_json
+
+    figure = Figure(figsize=(8, 5.6), layout="constrained")
     axes = figure.subplots()
+    batch_sizes = set()
     for result in results:
-        if result.row.ensemble:
+        if result.row.ensemble or not result.run_dirs:
             continue
-        history = [r for r in read_jsonl(result.run_dirs[0] / "metrics.jsonl")
-                   if r["kind"] == "epoch"]
-        accuracy = [r["val_accuracy"] if r["val_accuracy"] is not None else r["test_accuracy"]
-                    for r in history]
-        axes.plot([r["epoch"] for r in history], accuracy, marker="o",
-                  label=f"{result.row.number}: {result.row.network}")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("validation accuracy")
+        run_dir = result.run_dirs[0]
+        batch_size = (read_json(run_dir / "config.json", {}) or {}).get("batch_size")
+        history = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r["kind"] == "epoch"]
+        if not batch_size or not history:
+            continue
+        batch_sizes.add(batch_size)
+        validated = any(r.get("val_accuracy") is not None for r in history)
+        key = "val_accuracy" if validated else "test_accuracy"
+        points = [(r["step"] * batch_size, 100 * r[key]) for r in history
+                  if r.get(key) is not None]
+        if not points:
+            continue
+        expanded = result.row.expand and "expanded" not in result.row.network
+        data = " (5× expanded data)" if expanded else ""
+        split = "" if validated else " [test: no validation split]"
+        images, accuracy = zip(*points, strict=True)
+        axes.plot(images, accuracy, marker="o", markersize=2.5, linewidth=1.2,
+                  linestyle="-" if validated else "--",
+                  label=f"row {result.row.number}: {result.row.network}{data}{split}")
+    per_step = (f"SGD steps × batch size {next(iter(batch_sizes))}" if len(batch_sizes) == 1
+                else "SGD steps × each run's batch size")
+    axes.set_xlabel(f"training images seen ({per_step})")
+    axes.xaxis.set_major_formatter(EngFormatter(sep=""))
+    axes.set_ylabel("validation accuracy (%)")
+    axes.set_title("validation accuracy against images seen (first run of each row)",
+                   fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    if axes.get_lines():
+        figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    else:
+        axes.text(0.5, 0.5, "no epoch records", ha="center", va="center",
+                  transform=axes.transAxes)
+    return figure
+
+
+def plot_curves(results: list[RowResult], path: Path) -> Path:
+    """Validation accuracy (%) of every single-network row (its first run) against the training
+    images seen (steps × batch size), so that rows on the 5× expanded data, whose epochs are 5
+    times longer, share one axis with the others; a run without validation plots its test
+    accuracy, dashed, and says so in the legend."""
+    return plots.save_figure(_curves_figure(results), path)
 
 
 def plot_best_kernels(results: list[RowResult], scale: Scale, workdir: Path) -> list[Path]:

@@ -16,18 +16,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from cnn_jax.config import base_config, build_network  # noqa: E402
-from cnn_jax.markdown import markdown_table  # noqa: E402
-from cnn_jax.presets import conv, dense, logits, pool  # noqa: E402
-from cnn_jax.research.nielsen import DataCache  # noqa: E402
-from cnn_jax.research.tables import percent  # noqa: E402
-from cnn_jax.summary import shape_table  # noqa: E402
-from cnn_jax.train import train_and_evaluate  # noqa: E402
+from cnn_jax.config import base_config, build_network
+from cnn_jax.markdown import markdown_table
+from cnn_jax.presets import conv, dense, logits, pool
+from cnn_jax.research.nielsen import DataCache
+from cnn_jax.research.tables import percent
+from cnn_jax.summary import shape_table
+from cnn_jax.train import train_and_evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,21 +94,38 @@ def table_markdown(results: list[VariantResult]) -> str:
     return markdown_table(header, rows)
 
 
-def plot_bars(results: list[VariantResult], path: Path) -> Path:
-    """Test accuracy and parameter count (log scale) per variant."""
-    figure = Figure(figsize=(9, 3.8))
+def _bars_figure(results: list[VariantResult]) -> Figure:
+    """The two bar charts of `plot_bars` as a Figure (tests read its axes and bar labels)."""
+    import textwrap
+
+    figure = Figure(figsize=(10, 4.2), layout="constrained")
     accuracy_axes, params_axes = figure.subplots(1, 2)
-    names = [r.variant.name for r in results]
-    accuracy = [100 * (r.results.get("test_accuracy_at_best_val") or 0) for r in results]
-    accuracy_axes.bar(names, accuracy, color="tab:blue")
-    accuracy_axes.set_ylim(max(0, min(accuracy) - 5), 100)
-    accuracy_axes.set_ylabel("test accuracy (%)")
-    params_axes.bar(names, [r.results["params"] for r in results], color="tab:orange")
+    names = [textwrap.fill(r.variant.name, 14) for r in results]
+    accuracy = [r.results.get("test_accuracy_at_best_val") for r in results]
+    bars = accuracy_axes.bar(names, [100 * (a or 0.0) for a in accuracy], color="tab:blue")
+    accuracy_axes.bar_label(bars, labels=["n/a" if a is None else f"{100 * a:.2f}%"
+                                          for a in accuracy], fontsize=8, padding=2)
+    accuracy_axes.set_ylim(0, 108)  # from 0, honest bar lengths; room above 100% for labels
+    accuracy_axes.set_yticks(range(0, 101, 20))
+    accuracy_axes.set_ylabel("test accuracy (%), axis from 0")
+    accuracy_axes.set_title("test accuracy at the best-validation epoch", fontsize=10)
+    params = [r.results["params"] for r in results]
+    bars = params_axes.bar(names, params, color="tab:orange")
+    params_axes.bar_label(bars, labels=[f"{p:,}" for p in params], fontsize=8, padding=2)
     params_axes.set_yscale("log")
-    params_axes.set_ylabel("parameters")
+    params_axes.set_ylim(1, max(params, default=10) * 4)  # bars from 1; room for the labels
+    params_axes.set_ylabel("parameters (log scale, axis from 1)")
+    params_axes.set_title("parameters of the whole network", fontsize=10)
     for axes in (accuracy_axes, params_axes):
-        axes.tick_params(axis="x", labelrotation=20, labelsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+        axes.tick_params(axis="x", labelsize=8)
+        axes.grid(axis="y", alpha=0.3)
+        axes.set_axisbelow(True)
+    return figure
+
+
+def plot_bars(results: list[VariantResult], path: Path) -> Path:
+    """Test accuracy (axis from 0, each bar labelled with its value) and parameter count (log
+    scale, labelled) per variant."""
+    from cnn_jax.plots import save_figure
+
+    return save_figure(_bars_figure(results), path)

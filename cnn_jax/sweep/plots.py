@@ -1,29 +1,39 @@
-"""The sweep's PNG plots (matplotlib Agg), from the summary rows (mean ± std over seeds).
+"""The sweep's PNG plots, from the summary rows (one per configuration, mean ± std over the seeds
+that finished: `cnn_jax.sweep.results.aggregate`).
 
 - accuracy against each swept dimension, one line per combination of the other dimensions (or,
-  when there are more than `MAX_LINES`, one per value of the next dimension, averaged);
+  when there are more than `MAX_LINES`, one per value of the next dimension, averaged over the
+  rest);
 - accuracy against parameters and against multiply-adds;
 - a heat map of mean accuracy for every pair of dimensions (averaged over the others).
+
+Every averaged value says what it averages over (seeds, other axes) and is the mean over the
+trials that finished. A point or cell whose trials did not all finish is marked (a hollow marker,
+a hatched cell) with "finished/total trials"; one without a finished trial reads "n/a" (or
+"invalid"), never a number. Figures are `matplotlib.figure.Figure`s rendered by Agg
+(`cnn_jax.plots.save_figure`), never pyplot.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cnn_jax.sweep.grid import Dimension  # noqa: E402
+from cnn_jax.plots import save_figure
+from cnn_jax.sweep.grid import Dimension
 
 MAX_LINES = 8
 MAX_HEATMAPS = 6
+ACCURACY_LABEL = "test accuracy at best validation (%)"
 
 
 def dimensions_of(manifest: dict[str, Any]) -> list[Dimension]:
@@ -49,16 +59,94 @@ def _accuracy(row: dict[str, Any]) -> float | None:
     return None if value is None else 100 * value
 
 
-def _mean(values: list[float]) -> float:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else math.nan
-
-
 def _filename(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
-def plot_dimension(dim: Dimension, others: list[Dimension], rows: list[dict], path: Path) -> None:
+def _axis_name(dim: Dimension) -> str:
+    return f"{dim.name}  ({', '.join(dim.keys)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """What one point or heat-map cell averages: the trials of its configurations."""
+
+    mean: float  # test accuracy (%) averaged over the finished trials; NaN if none finished
+    finished: int  # trials done with a test accuracy
+    trials: int  # every trial of the cell (all seeds of all its configurations)
+    invalid: int  # trials of impossible configurations (they never run)
+
+    @property
+    def complete(self) -> bool:
+        return self.trials > 0 and self.finished == self.trials
+
+    def text(self) -> str:
+        """'97.1', '97.1\\n2/3 trials', 'n/a\\n0/3 trials', 'invalid' or 'n/a' (no trial)."""
+        if not self.trials:
+            return "n/a"
+        if self.invalid == self.trials:
+            return "invalid"
+        lines = [f"{self.mean:.1f}" if self.finished else "n/a"]
+        if not self.complete:
+            lines.append(f"{self.finished}/{self.trials} trials")
+        if self.invalid:
+            lines.append(f"({self.invalid} invalid)")
+        return "\n".join(lines)
+
+
+def cell_of(rows: Sequence[dict[str, Any]]) -> Cell:
+    """The summary rows (configurations) of a cell → its mean over every finished trial (each
+    configuration's mean over its seeds, weighted by the seeds that finished) and its counts."""
+    finished = trials = invalid = 0
+    total = 0.0
+    for row in rows:
+        count, done = int(row.get("seeds") or 0), int(row.get("done") or 0)
+        accuracy = _accuracy(row)
+        trials += count
+        if accuracy is not None and done:
+            finished += done
+            total += accuracy * done
+        if row.get("reason") and not done:
+            invalid += count
+    return Cell(total / finished if finished else math.nan, finished, trials, invalid)
+
+
+def _seed_count(rows: Sequence[dict[str, Any]], seeds: int | None) -> int:
+    return seeds if seeds is not None else max((int(r.get("seeds") or 0) for r in rows),
+                                               default=0)
+
+
+def averaged_over(seeds: int, others: Sequence[Dimension] = ()) -> str:
+    """'over 3 seeds' or 'over 3 seeds and the other axes (s, p)'."""
+    text = f"over {seeds} seed{'' if seeds == 1 else 's'}"
+    if others:
+        text += f" and the other axes ({', '.join(o.name for o in others)})"
+    return text
+
+
+def _mark(axes: Any, x: float, y: float, cell: Cell, colour: Any) -> None:
+    """A hollow marker and 'finished/total' at a point whose trials did not all finish (nothing
+    where none finished: the legend names those points)."""
+    if cell.complete or not cell.finished:
+        return
+    axes.plot([x], [y], "o", markerfacecolor="white", markeredgecolor=colour, zorder=3)
+    axes.annotate(f"{cell.finished}/{cell.trials}", (x, y), xytext=(6, 5),
+                  textcoords="offset points", fontsize=7, color=colour, zorder=4,
+                  bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                        "alpha": 0.8})
+
+
+def _missing(dim: Dimension, categories: Sequence[str], cells: Sequence[Cell]) -> str:
+    """' (k=9: invalid; k=7: n/a, 0/3 trials)' for the points of a line without a value."""
+    parts = [f"{dim.name}={category}: " + ("invalid" if cell.invalid == cell.trials
+                                           else f"n/a, 0/{cell.trials} trials")
+             for category, cell in zip(categories, cells, strict=True) if not cell.finished]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _dimension_figure(dim: Dimension, others: list[Dimension], rows: list[dict], *,
+                      seeds: int | None = None) -> Figure:
+    """The figure of `plot_dimension` (tests read its title, lines and marks)."""
     categories = _categories(dim)
     numeric = _numeric(dim)
     xs = [v[0] for v in dim.values] if numeric else list(range(len(categories)))
@@ -69,103 +157,167 @@ def plot_dimension(dim: Dimension, others: list[Dimension], rows: list[dict], pa
     lines: dict[tuple, list[dict]] = {}
     for row in rows:
         lines.setdefault(tuple(_label(o, row) for o in line_dims), []).append(row)
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+    figure = Figure(figsize=(7.6, 4.6), layout="constrained")
+    axes = figure.subplots()
+    incomplete = False
     for key, members in sorted(lines.items()):
         points = []
         for category in categories:
-            cell = [r for r in members if _label(dim, r) == category]
-            mean = _mean([_accuracy(r) for r in cell])
-            std = cell[0].get("test_accuracy_std") if len(cell) == 1 else None
-            if not math.isnan(mean):
-                points.append((position[category], mean, 100 * std if std else 0.0))
+            cell_rows = [r for r in members if _label(dim, r) == category]
+            if not cell_rows:
+                continue
+            cell = cell_of(cell_rows)
+            std = cell_rows[0].get("test_accuracy_std") if len(cell_rows) == 1 else None
+            points.append((position[category], cell.mean, 100 * std if std else 0.0, cell,
+                           category))
         if not points:
             continue
         name = ", ".join(f"{o.name}={v}" for o, v in zip(line_dims, key, strict=True))
-        if marginal:
-            name += " (mean over the rest)"
-        x, y, err = zip(*points, strict=True)
-        axes.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name or "mean ± std")
-    if numeric:
-        low, high = min(xs), max(xs)
-        if low > 0 and high / low >= 20:
-            axes.set_xscale("log")
+        x, y, err, cells, shown = zip(*points, strict=True)
+        name = (name or "mean ± std") + _missing(dim, shown, cells)
+        container = axes.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+        colour = container.lines[0].get_color()
+        for xi, yi, cell in zip(x, y, cells, strict=True):
+            incomplete |= not cell.complete
+            _mark(axes, xi, yi, cell, colour)
+    axes.set_xticks(xs, categories)
+    if numeric and min(xs) > 0 and max(xs) / min(xs) >= 20:
+        axes.set_xscale("log")
         axes.set_xticks(xs, categories)
-    else:
-        axes.set_xticks(xs, categories)
-    axes.set_xlabel(f"{dim.name}  ({', '.join(dim.keys)})")
-    axes.set_ylabel("test accuracy at best validation (%)")
-    axes.set_title(f"accuracy against {dim.name}")
+        axes.minorticks_off()
+    axes.set_xlabel(_axis_name(dim))
+    axes.set_ylabel(ACCURACY_LABEL)
+    rest = others[len(line_dims):]
+    count = _seed_count(rows, seeds)
+    title = [f"accuracy against {dim.name}",
+             f"each point: mean {averaged_over(count, rest)}"
+             + (" (error bar: std over seeds)" if not marginal and count > 1 else "")]
+    if incomplete:
+        title.append("hollow: not every trial finished (finished/total trials)")
+    axes.set_title("\n".join(title), fontsize=9)
     axes.grid(alpha=0.3)
     if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+        figure.legend(loc="outside right upper", fontsize="small")
+    return figure
 
 
-def plot_cost(rows: list[dict], key: str, label: str, path: Path) -> None:
-    points = [(r[key], _accuracy(r), 100 * (r.get("test_accuracy_std") or 0.0), r["group"])
-              for r in rows if _accuracy(r) is not None and r.get(key)]
-    figure, axes = plt.subplots(figsize=(6.4, 4.2))
+def plot_dimension(dim: Dimension, others: list[Dimension], rows: list[dict], path: Path, *,
+                   seeds: int | None = None) -> Path:
+    """Accuracy against `dim`, one line per combination of `others` (or per value of the first
+    of them, averaged over the rest, past `MAX_LINES` lines); `seeds`: the sweep's seed count
+    (default: the most seeds of a row)."""
+    return save_figure(_dimension_figure(dim, others, rows, seeds=seeds), path)
+
+
+def _cost_figure(rows: list[dict], key: str, label: str, *, seeds: int | None = None) -> Figure:
+    figure = Figure(figsize=(7.2, 4.6), layout="constrained")
+    axes = figure.subplots()
+    points = [(r[key], _accuracy(r), 100 * (r.get("test_accuracy_std") or 0.0), r["group"],
+               cell_of([r])) for r in rows if _accuracy(r) is not None and r.get(key)]
+    incomplete = False
     if points:
-        x, y, err, names = zip(*points, strict=True)
-        axes.errorbar(x, y, yerr=err, fmt="o", capsize=3)
+        x, y, err, names, cells = zip(*points, strict=True)
+        container = axes.errorbar(x, y, yerr=err, fmt="o", capsize=3)
+        colour = container.lines[0].get_color()
+        for xi, yi, cell in zip(x, y, cells, strict=True):
+            incomplete |= not cell.complete
+            _mark(axes, xi, yi, cell, colour)
         if len(points) <= 20:
             for xi, yi, name in zip(x, y, names, strict=True):
-                axes.annotate(name, (xi, yi), fontsize=6, xytext=(3, 3),
+                axes.annotate(name, (xi, yi), fontsize=6, xytext=(3, -9),
                               textcoords="offset points")
         if min(x) > 0 and max(x) / min(x) >= 10:
             axes.set_xscale("log")
     axes.set_xlabel(label)
-    axes.set_ylabel("test accuracy at best validation (%)")
-    axes.set_title(f"accuracy against {label}")
+    axes.set_ylabel(ACCURACY_LABEL)
+    title = [f"accuracy against {label}",
+             f"each point: one configuration, mean ± std {averaged_over(_seed_count(rows, seeds))}"]
+    if incomplete:
+        title.append("hollow: not every trial finished (finished/total trials)")
+    axes.set_title("\n".join(title), fontsize=9)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
-def plot_heatmap(a: Dimension, b: Dimension, rows: list[dict], path: Path) -> None:
+def plot_cost(rows: list[dict], key: str, label: str, path: Path, *,
+              seeds: int | None = None) -> Path:
+    """Accuracy against a cost column of the summary (`params`, `macs`), one point per
+    configuration."""
+    return save_figure(_cost_figure(rows, key, label, seeds=seeds), path)
+
+
+def _heatmap_figure(a: Dimension, b: Dimension, rows: list[dict], *,
+                    others: Sequence[Dimension] = (), seeds: int | None = None) -> Figure:
+    """The figure of `plot_heatmap` (tests read its cell texts, hatches and title)."""
     rows_a, cols_b = _categories(a), _categories(b)
-    grid = np.full((len(rows_a), len(cols_b)), np.nan)
-    invalid = np.zeros_like(grid, dtype=bool)
+    cells = [[cell_of([r for r in rows if _label(a, r) == ra and _label(b, r) == cb])
+              for cb in cols_b] for ra in rows_a]
+    grid = np.array([[cell.mean for cell in line] for line in cells], dtype=float)
+    finite = grid[np.isfinite(grid)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 100.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    figure = Figure(figsize=(max(5.0, 2.4 + 1.2 * len(cols_b)), 2.0 + 0.75 * len(rows_a)),
+                    layout="constrained")
+    axes = figure.subplots()
+    axes.set_facecolor("0.93")  # cells without a value show the background, hatched
+    image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto", vmin=low,
+                        vmax=high)
+    incomplete = invalid = False
     for i, j in itertools.product(range(len(rows_a)), range(len(cols_b))):
-        cell = [r for r in rows if _label(a, r) == rows_a[i] and _label(b, r) == cols_b[j]]
-        grid[i, j] = _mean([_accuracy(r) for r in cell])
-        invalid[i, j] = bool(cell) and all(r.get("reason") and not r.get("done") for r in cell)
-    figure, axes = plt.subplots(figsize=(1.2 + 0.9 * len(cols_b), 1.2 + 0.6 * len(rows_a)))
-    image = axes.imshow(np.ma.masked_invalid(grid), cmap="viridis", aspect="auto")
-    for i, j in itertools.product(range(len(rows_a)), range(len(cols_b))):
-        text = "invalid" if invalid[i, j] else ("" if np.isnan(grid[i, j]) else
-                                                f"{grid[i, j]:.1f}")
-        axes.text(j, i, text, ha="center", va="center", fontsize=8,
-                  color="black" if invalid[i, j] else "white")
+        cell = cells[i][j]
+        invalid |= cell.invalid > 0
+        if not cell.complete:
+            incomplete = True
+            axes.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                                     edgecolor="0.55", linewidth=0))
+        value = grid[i, j]
+        if cell.complete:
+            colour = "0.1" if image.norm(value) > 0.6 else "white"
+            axes.text(j, i, cell.text(), ha="center", va="center", fontsize=8, color=colour,
+                      fontweight="bold")
+        else:  # on a light box over the hatching
+            axes.text(j, i, cell.text(), ha="center", va="center", fontsize=8, color="0.1",
+                      bbox={"boxstyle": "round,pad=0.25", "facecolor": "white",
+                            "edgecolor": "none", "alpha": 0.8})
     axes.set_xticks(range(len(cols_b)), cols_b)
     axes.set_yticks(range(len(rows_a)), rows_a)
-    axes.set_xlabel(b.name)
-    axes.set_ylabel(a.name)
-    axes.set_title("mean test accuracy (%)", fontsize="medium")
-    figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    axes.set_xlabel(_axis_name(b))
+    axes.set_ylabel(_axis_name(a))
+    title = ["mean test accuracy (%) at best validation",
+             averaged_over(_seed_count(rows, seeds), others)]
+    if incomplete:
+        could = " or could run" if invalid else ""
+        title.append(f"hatched: not every trial finished{could} (finished/total trials)")
+    axes.set_title("\n".join(title), fontsize=9)
+    figure.colorbar(image, ax=axes, label="mean test accuracy (%)")
+    return figure
+
+
+def plot_heatmap(a: Dimension, b: Dimension, rows: list[dict], path: Path, *,
+                 others: Sequence[Dimension] = (), seeds: int | None = None) -> Path:
+    """Mean test accuracy for every pair of values of `a` × `b`, averaged over the seeds and the
+    `others` dimensions; cells whose trials did not all finish are hatched with their count."""
+    return save_figure(_heatmap_figure(a, b, rows, others=others, seeds=seeds), path)
 
 
 def make_plots(manifest: dict[str, Any], summary: list[dict], folder: Path) -> list[tuple]:
     """Writes the PNGs into `folder`; returns [(title, path)]."""
     folder.mkdir(parents=True, exist_ok=True)
     dims = dimensions_of(manifest)
+    seeds = len(manifest.get("seeds") or []) or None
     made = []
     for dim in dims:
         path = folder / f"accuracy_vs_{_filename(dim.name)}.png"
-        plot_dimension(dim, [d for d in dims if d is not dim], summary, path)
+        plot_dimension(dim, [d for d in dims if d is not dim], summary, path, seeds=seeds)
         made.append((f"Accuracy against {dim.name}", path))
     for key, label in (("params", "parameters"), ("macs", "multiply-adds per image")):
         path = folder / f"accuracy_vs_{key}.png"
-        plot_cost(summary, key, label, path)
+        plot_cost(summary, key, label, path, seeds=seeds)
         made.append((f"Accuracy against {label}", path))
     for a, b in list(itertools.combinations(dims, 2))[:MAX_HEATMAPS]:
         path = folder / f"heatmap_{_filename(a.name)}_{_filename(b.name)}.png"
-        plot_heatmap(a, b, summary, path)
+        others = [d for d in dims if d is not a and d is not b]
+        plot_heatmap(a, b, summary, path, others=others, seeds=seeds)
         made.append((f"Heat map: {a.name} × {b.name}", path))
     return made

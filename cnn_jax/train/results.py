@@ -15,6 +15,7 @@ import jax
 from cnn_jax.network import Network
 from cnn_jax.train.inputs import EvalSet
 from cnn_jax.train.logs import TEMP_SUFFIX, read_json, read_status
+from cnn_jax.train.progress import plural
 from cnn_jax.train.state import TrainState
 
 
@@ -80,16 +81,16 @@ def finish_run(run: Any, network: Network, state: TrainState, test: EvalSet,
             print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
     test, final = results.get("test_accuracy_at_best_val"), results.get("final_test_accuracy")
     print(
-        f"done: {results['epochs']} epochs, test accuracy {_fmt(test)} at epoch "
+        f"done: {plural(results['epochs'], 'epoch')}, test accuracy {_fmt(test)} at epoch "
         f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
         f"train {results.get('train_time_s', 0.0):.1f} s, compile "
-        f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):.0f} img/s; "
+        f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):,.0f} img/s; "
         f"workdir {run.workdir}"
     )
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
 def _plot(workdir: Path, network: Network, state: TrainState, test: EvalSet,
@@ -104,7 +105,9 @@ def _plot(workdir: Path, network: Network, state: TrainState, test: EvalSet,
         plots.plot_network_kernels(network, params, temp)
         if test.size:
             image = jax.device_get(test.images[0])
-            plots.plot_feature_maps_for(network, params, image, temp / "feature_maps.png")
+            label = int(jax.device_get(test.labels[0]))
+            plots.plot_feature_maps_for(network, params, image, temp / "feature_maps.png",
+                                        label=label)
         plots.plot_learning_curves(history, temp / "learning_curves.png")
         names = sorted(path.name for path in temp.glob("*.png"))
         for name in names:
