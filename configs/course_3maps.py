@@ -12,19 +12,14 @@ after 10 epochs, 1.5 s of training (3.4 s before the offsets convolution).
 """
 
 from cnn_jax.config import base_config
+from cnn_jax.presets import full_layers
 
 
 def get_config():
     config = base_config()
     config.dataset = "mnist_5k"
     config.validation_size = 500
-    config.model.preset = ""
-    config.model.layers = [
-        {"type": "conv", "features": 3, "kernel": 5, "stride": 1, "padding": "VALID",
-         "activation": "sigmoid"},
-        {"type": "pool", "pool_type": "max", "window": 2},
-        {"type": "dense", "features": 10, "activation": "identity"},
-    ]
+    config.model.layers = full_layers("course_3maps")  # conv 3@5×5 σ → max 2×2 → dense 10
     config.optimizer = "sgd"
     config.learning_rate = 0.1
     config.batch_size = 10

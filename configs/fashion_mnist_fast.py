@@ -10,13 +10,14 @@ training at ≈ 5,600 images/s; peak resident memory 1.1 GiB.
 """
 
 from cnn_jax.config import base_config
+from cnn_jax.presets import full_layers
 
 
 def get_config():
     config = base_config()
     config.dataset = "fashion_mnist_debian"
     config.validation_size = 2000
-    config.model.preset = "nielsen_cp2_fc100_relu"
+    config.model.layers = full_layers("nielsen_cp2_fc100_relu")
     config.optimizer = "adam"
     config.learning_rate = 0.003
     config.schedule = "cosine"

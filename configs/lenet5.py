@@ -8,13 +8,14 @@ after 10 epochs (SGD with momentum 0.9, η = 0.01, batch 32), 7.7 s of training.
 """
 
 from cnn_jax.config import base_config
+from cnn_jax.presets import full_layers
 
 
 def get_config():
     config = base_config()
     config.dataset = "mnist_5k"
     config.validation_size = 500
-    config.model.preset = "lenet5"
+    config.model.layers = full_layers("lenet5")
     config.optimizer = "momentum"
     config.momentum = 0.9
     config.learning_rate = 0.01

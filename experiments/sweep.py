@@ -17,11 +17,10 @@ trials included), 2 bad flags or sweep config, 130 interrupted (rerun to resume)
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
 from cnn_jax import cli
 
-CONFIG = config_flags.DEFINE_config_file("config", None, "Sweep config file (configs/sweeps/).")
+CONFIG = cli.define_config_file("config", None, "Sweep config file (configs/sweeps/).")
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder of the sweep (one subfolder per trial).")
 EXECUTOR = flags.DEFINE_enum(
     "executor", "auto", ["auto", "local", "vmap", "ray"],
@@ -31,9 +30,12 @@ VMAP_MODELS = flags.DEFINE_integer("vmap_models", 64, "'vmap': most models in on
                                    lower_bound=1)
 RAY_ADDRESS = flags.DEFINE_string(
     "ray_address", None, "Ray cluster ('auto', 'ray://host:10001'); unset: a local Ray instance.")
-MAX_TRIALS = flags.DEFINE_integer("max_trials", None, "Run at most this many trials now.")
-CPUS = flags.DEFINE_float("cpus_per_trial", 1, "Ray: CPUs reserved by each trial.")
-GPUS = flags.DEFINE_float("gpus_per_trial", 0, "Ray: GPUs per trial (0.25: four per GPU).")
+MAX_TRIALS = flags.DEFINE_integer("max_trials", None, "Run at most this many trials now.",
+                                  lower_bound=1)
+CPUS = flags.DEFINE_float("cpus_per_trial", 1, "Ray: CPUs reserved by each trial.",
+                          lower_bound=0)
+GPUS = flags.DEFINE_float("gpus_per_trial", 0, "Ray: GPUs per trial (0.25: four per GPU).",
+                          lower_bound=0)
 WORKING_DIR = flags.DEFINE_string(
     "ray_working_dir", None, "Ray: ship this folder's code to the workers (runtime_env).")
 CACHE = flags.DEFINE_string(

@@ -14,14 +14,13 @@ Exit codes: 0 done, 1 diverged (NaN/inf; metrics and the last good checkpoint ar
 import sys
 
 from absl import flags
-from ml_collections import config_flags
 
 from cnn_jax import cli
 from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.train import train_and_evaluate
 from cnn_jax.train.devices import initialize_distributed
 
-CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Training config file.")
+CONFIG = cli.define_config_file("config", "configs/default.py", "Training config file.")
 WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Folder for checkpoints, logs and plots.")
 OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard a previous run in --workdir.")
 DISTRIBUTED = flags.DEFINE_bool(

@@ -14,29 +14,44 @@ accuracy, and sharing cuts the first layer from 299,520 to 520 parameters. With
 --activation=sigmoid --epochs=5: 89.1%, 78.3%, 90.4%, 89.2% (sigmoid learns slowly here).
 """
 
+from pathlib import Path
+
 from absl import flags
 
 from cnn_jax import cli
+from cnn_jax.activations import ACTIVATIONS
 from cnn_jax.compilation_cache import enable_compilation_cache
+from cnn_jax.config import validate_config
+from cnn_jax.data import dataset_info, dataset_names
 from cnn_jax.research import why_cnn
 from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/why_cnn", "Output folder.")
-DATASET = flags.DEFINE_string("dataset", "mnist_5k", "Data set (see cnn_jax.data).")
-EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs for every variant.")
-TRAIN_SIZE = flags.DEFINE_integer("train_size", 0, "Training images (0: all).")
-ACTIVATION = flags.DEFINE_string("activation", "relu", "Hidden activation (the course: sigmoid).")
-MAPS = flags.DEFINE_integer("maps", 20, "Feature maps of the local and shared layers.")
-FC_UNITS = flags.DEFINE_integer("fc_units", 30, "Neurons of the fully connected variant.")
+DATASET = flags.DEFINE_string("dataset", "mnist_5k", "Data set (see cnn_jax.data.registry).")
+EPOCHS = flags.DEFINE_integer("epochs", 8, "Epochs for every variant.", lower_bound=1)
+TRAIN_SIZE = flags.DEFINE_integer("train_size", 0, "Training images (0: all).", lower_bound=0)
+ACTIVATION = flags.DEFINE_enum("activation", "relu", sorted(ACTIVATIONS),
+                               "Hidden activation (the course: sigmoid).")
+MAPS = flags.DEFINE_integer("maps", 20, "Feature maps of the local and shared layers.",
+                            lower_bound=1)
+FC_UNITS = flags.DEFINE_integer("fc_units", 30, "Neurons of the fully connected variant.",
+                                lower_bound=1)
 
 
 def main(argv: list[str]) -> None:
-    del argv
-    enable_compilation_cache()
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments {argv[1:]}; options are flags such as --epochs=8")
+    if dataset_info(DATASET.value) is None:
+        cli.fail(f"--dataset={DATASET.value} is not allowed: one of {dataset_names()}")
     config = why_cnn.base(DATASET.value, EPOCHS.value, TRAIN_SIZE.value)
     variant_list = why_cnn.variants(MAPS.value, 5, FC_UNITS.value, ACTIVATION.value)
-    workdir = why_cnn.Path(WORKDIR.value)
+    for variant in variant_list:  # every run's config, before anything is loaded or written
+        variant_config = config.copy_and_resolve_references()
+        variant_config.model.layers = [dict(layer) for layer in variant.layers]
+        validate_config(variant_config)
+    enable_compilation_cache()
+    workdir = Path(WORKDIR.value)
     results = why_cnn.run(workdir, config, variant_list)
     text = (
         f"Data: {DATASET.value}, {EPOCHS.value} epochs, SGD η={config.learning_rate}, "

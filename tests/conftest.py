@@ -126,7 +126,8 @@ def read_records(workdir: Path, kinds: tuple[str, ...] | None = None) -> list[di
 
 
 def without_timing(results: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in results.items() if k not in TIMING_KEYS}
+    """results.json without times and provenance (the command line names the workdir)."""
+    return {k: v for k, v in results.items() if k not in (*TIMING_KEYS, "provenance")}
 
 
 def checkpoint(workdir: Path, step: int | None = None) -> tuple[int, dict[str, Any]]:

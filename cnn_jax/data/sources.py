@@ -6,13 +6,18 @@ which needs no TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import io
 import os
+import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging as absl_logging
 
 from cnn_jax.errors import DataError, DatasetNotAvailableError
 
@@ -29,19 +34,49 @@ def prepared_builder(
     parallel processes (e.g. tuning trials) prepare once. TFDS writes into an ``incomplete.*``
     folder and renames it when done, so a failed prepare leaves nothing that counts as prepared.
     """
-    builder = make_builder()
-    if builder.is_prepared():
-        return builder
+    with _absl_quiet():  # TFDS warns that the folder it is about to fill has no dataset_info
+        builder = make_builder()
+        if builder.is_prepared():
+            return builder
     os.makedirs(data_dir, exist_ok=True)
     with open(os.path.join(data_dir, LOCK_NAME), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            builder = make_builder()  # another process may have finished meanwhile
-            if not builder.is_prepared():
-                builder.download_and_prepare(file_format="array_record")
+            with _absl_quiet():
+                builder = make_builder()  # another process may have finished meanwhile
+                prepared = builder.is_prepared()
+            if not prepared:
+                _prepare_quietly(builder)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return builder
+
+
+@contextlib.contextmanager
+def _absl_quiet():
+    """absl logging at ERROR inside (TFDS logs through absl)."""
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
+def _prepare_quietly(builder: tfds.core.DatasetBuilder) -> None:
+    """`download_and_prepare` with one line of our own instead of TFDS's "Downloading and
+    preparing dataset Unknown size …" (nothing is downloaded: the builders read local files)
+    and without its progress bars."""
+    print(f"preparing {builder.name} once in {builder.data_dir} (TFDS ArrayRecord) ...",
+          file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    tfds.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), _absl_quiet():
+            builder.download_and_prepare(file_format="array_record")
+    finally:
+        tfds.display_progress_bar(True)
+    print(f"prepared {builder.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 
 def _prepare_hint(name: str, data_dir: str) -> str:

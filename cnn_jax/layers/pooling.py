@@ -57,11 +57,12 @@ def pool2d(
 
 @dataclasses.dataclass(frozen=True)
 class Pool:
-    """`pool_type` pooling ('max', 'avg', 'l2', 'none') over `window`; stride defaults to window."""
+    """`pool_type` pooling ('max', 'avg', 'l2', 'none') over `window`; a stride of None (the
+    default) or 'window' is the window's size (non-overlapping windows)."""
 
     pool_type: str = "max"
     window: int | tuple[int, int] = 2
-    stride: int | tuple[int, int] | None = None
+    stride: int | tuple[int, int] | str | None = None
     padding: Padding = "VALID"
     kind = "pool"
 
@@ -77,7 +78,7 @@ class Pool:
                 output_shape=(height, width, channels), params=0, macs=0, detail="none",
                 pool_type="none",
             )
-        stride = self.window if self.stride is None else self.stride
+        stride = self.window if self.stride in (None, "window") else self.stride
         rows, cols = pool_geometry(name, (height, width), self.window, stride, self.padding)
         return LayerPlan(
             name=name, kind=self.kind, input_shape=(height, width, channels),

@@ -15,21 +15,20 @@ on 2 CPU cores after its first compile. Layer indices for swept keys:
 import ml_collections
 
 from cnn_jax.config import base_config
+from cnn_jax.presets import complete
 
 
 def small_base() -> ml_collections.ConfigDict:
     config = base_config()
     config.dataset = "mnist_5k"
     config.validation_size = 500
-    config.model.layers = [
-        {"type": "conv", "features": 20, "kernel": 5, "stride": 1, "padding": "VALID",
-         "activation": "relu"},
+    config.model.layers = complete([
+        {"type": "conv", "features": 20, "kernel": 5, "activation": "relu"},
         {"type": "pool", "pool_type": "max", "window": 2},
-        {"type": "conv", "features": 20, "kernel": 5, "stride": 1, "padding": "VALID",
-         "activation": "relu"},
+        {"type": "conv", "features": 20, "kernel": 5, "activation": "relu"},
         {"type": "pool", "pool_type": "max", "window": 2},
         {"type": "dense", "features": 10, "activation": "identity"},
-    ]
+    ])
     config.optimizer = "sgd"
     config.learning_rate = 0.1
     config.batch_size = 20
@@ -45,5 +44,5 @@ def sweep_config(name, axes, seeds, base=None):
     config.name = name
     config.base = base if base is not None else small_base()
     config.axes = axes
-    config.seeds = seeds
+    config.seeds = tuple(seeds)  # a tuple: overridable as --config.seeds="(0, 1, 2)"
     return config

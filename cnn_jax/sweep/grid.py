@@ -146,6 +146,41 @@ def trial_id(sweep: Sweep, values: dict[str, Any], seed: int | None) -> str:
     return "-".join(parts) or "base"
 
 
+def training_key(config: ml_collections.ConfigDict) -> str:
+    """What a trial trains, independent of how its config spells it: the layers with every
+    field filled in, and a pool layer of type 'none' without window, stride or padding (it
+    ignores them)."""
+    from cnn_jax.config import config_to_json, layer_dicts
+    from cnn_jax.presets import complete
+
+    layers = complete(layer_dicts(config))
+    for layer in layers:
+        if layer["type"] == "pool" and layer["pool_type"] == "none":
+            layer.update(window=None, stride=None, padding=None)
+    normalized = copy.deepcopy(config)
+    normalized.model.preset, normalized.model.layers = "", layers
+    return config_to_json(normalized)
+
+
+def distinct(trials: list[Trial]) -> tuple[list[Trial], dict[str, str]]:
+    """The trials that train something new, and {dropped id: id of the same earlier trial}:
+    e.g. a sweep over pool type × window trains the network without pooling once, not once per
+    window. A trial whose config cannot be planned is kept (it is recorded as invalid)."""
+    kept, seen, duplicates = [], {}, {}
+    for trial in trials:
+        try:
+            key = training_key(trial.config)
+        except Exception:  # noqa: BLE001 - an impossible layer: plan_trial records why
+            kept.append(trial)
+            continue
+        if key in seen:
+            duplicates[trial.id] = seen[key]
+        else:
+            seen[key] = trial.id
+            kept.append(trial)
+    return kept, duplicates
+
+
 def expand(sweep: Sweep) -> list[Trial]:
     """All trials, seeds outermost, then the dimensions in order (the first varies slowest)."""
     trials, seen = [], {}

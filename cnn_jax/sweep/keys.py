@@ -63,7 +63,7 @@ def canonical_key(key: str | Path) -> str:
 
 def _materialize_layers(config: ml_collections.ConfigDict) -> None:
     if not config.model.layers:
-        config.model.layers = layer_dicts(config)
+        config.model.layers, config.model.preset = layer_dicts(config), ""
 
 
 def set_value(config: ml_collections.ConfigDict, key: str | Path, value: Any) -> None:

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from cnn_jax import provenance
 from cnn_jax.sweep import trialdir
 from cnn_jax.train.logs import atomic_write_text, read_json
 
@@ -54,6 +55,7 @@ def trial_row(workdir: Path, entry: dict[str, Any], keys: list[str]) -> dict[str
         results = {}
     row["test_accuracy"] = results.get("test_accuracy_at_best_val")
     row.update({m: results.get(m) for m in METRICS if m != "test_accuracy"})
+    row.update(provenance.flat(results.get("provenance")))
     runs = info.get("runs", [])
     row["compiles"] = next((r["compiles"] for r in reversed(runs) if "compiles" in r), None)
     row["attempts"] = len(runs)
@@ -73,7 +75,8 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    tail = [c for c in ("compiles", "attempts", "reason") if c in columns]
+    tail = [c for c in ("compiles", "attempts", "reason", "git_commit", "git_dirty",
+                        "jax_version", "device", "command") if c in columns]
     return [c for c in columns if c not in tail] + tail
 
 

@@ -24,9 +24,10 @@ from typing import Any
 import ml_collections
 from tqdm.auto import tqdm
 
+from cnn_jax.errors import SweepError
 from cnn_jax.sweep import results as tables
 from cnn_jax.sweep import trialdir
-from cnn_jax.sweep.grid import load_sweep
+from cnn_jax.sweep.grid import distinct, load_sweep
 from cnn_jax.sweep.log import SweepLog
 from cnn_jax.sweep.plan import TrialPlan, plan_all, write_shapes
 from cnn_jax.train.logs import atomic_write_json
@@ -120,7 +121,17 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
     executor = pick_executor(executor)
     if executor == "vmap" and vmap_models < 1:
         raise ValueError(f"vmap_models must be >= 1, got {vmap_models}")
+    if not str(workdir).strip():
+        raise SweepError("the workdir is empty: pass --workdir=FOLDER")
     workdir = Path(workdir)
+    # Everything that can be checked before the workdir is touched: the grid, every trial's
+    # shapes, the trial folders of an earlier run, and (in this process) the data sets.
+    sweep, plans, duplicates = _plan(sweep_config, workdir)
+    if executor != "ray":
+        from cnn_jax.sweep.worker import data_key, dataset_for
+
+        for plan in {data_key(p.trial.config): p for p in plans if p.valid}.values():
+            dataset_for(plan.trial.config)
     ray_session = None
     if executor == "ray":  # before JAX does anything in this process
         from cnn_jax.sweep import ray_executor
@@ -128,7 +139,7 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         ray_session = ray_executor.connect(ray_address, ray_options.get("working_dir"))
     try:
         log = SweepLog(Path(workdir) / "sweep.log", echo=echo)
-        plans, statuses = _prepare(sweep_config, workdir, log, executor)
+        statuses = _prepare(sweep, plans, duplicates, sweep_config, workdir, log, executor)
         todo = [p for p in plans if statuses[p.trial.id] not in trialdir.FINISHED]
         skipped = len(plans) - len(todo)
         todo = todo if max_trials is None else todo[:max_trials]
@@ -158,28 +169,39 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
     return outcome
 
 
-def _prepare(sweep_config, workdir: Path, log: SweepLog, executor: str):
-    """Expands and plans the grid, logs the size tables, writes the manifest and trial folders."""
+def _plan(sweep_config, workdir: Path):
+    """(sweep, plans of its distinct trials, {duplicate id: kept id}); raises `SweepError` for a
+    bad grid or trial folders of another sweep config. Writes nothing."""
     sweep = load_sweep(sweep_config)
-    trials = sweep.trials()
+    trials, duplicates = distinct(sweep.trials())
     plans = plan_all(trials, sweep_config.get("input_shape", None))
-    for plan in plans:  # before anything in the workdir changes
+    for plan in plans:
         trialdir.check_config(workdir, plan)
+    return sweep, plans, duplicates
+
+
+def _prepare(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_config,
+             workdir: Path, log: SweepLog, executor: str) -> dict[str, str]:
+    """Logs the size tables, writes the manifest and the trial folders; returns the statuses."""
+    trials = [plan.trial for plan in plans]
     seeds = len(sweep.seeds)
     log.write(f"sweep {sweep.name or workdir.name}: {len(trials)} trials "
               f"({len(trials) // max(seeds, 1)} configurations × {seeds} "
               f"seed{'s' if seeds != 1 else ''}) in {workdir}; executor {executor}")
+    for dropped, kept in duplicates.items():
+        log.write(f"{dropped}: not trained, the same network and training as {kept}")
     text = write_shapes(plans, workdir / "shapes.md", sweep.name or workdir.name)
     groups = len({p.trial.group for p in plans})
     log.write(text, console=groups <= CONSOLE_TABLES)
     if groups > CONSOLE_TABLES:
         log.write(f"size tables of {groups} configurations: {workdir / 'shapes.md'}")
-    atomic_write_json(workdir / "sweep.json", _manifest(sweep, plans, sweep_config))
+    atomic_write_json(workdir / "sweep.json",
+                      {**_manifest(sweep, plans, sweep_config), "duplicates": duplicates})
     statuses = {p.trial.id: trialdir.prepare(workdir, p) for p in plans}
     for plan in plans:
         if not plan.valid:
             log.write(f"{plan.trial.id}: invalid: {plan.reason}", console=False)
-    return plans, statuses
+    return statuses
 
 
 def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):

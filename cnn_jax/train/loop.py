@@ -45,7 +45,7 @@ from cnn_jax.train.devices import replicate, shard_models
 from cnn_jax.train.inputs import EvalSet
 from cnn_jax.train.interrupts import StopRequests
 from cnn_jax.train.logs import MetricsLog, read_jsonl
-from cnn_jax.train.progress import Progress
+from cnn_jax.train.progress import Progress, percent, plural
 from cnn_jax.train.state import TrainState, reset_epoch_sums, stack_states, unstack_state
 
 # Called after every chunk of steps, once its checks, records and checkpoint are done, with the
@@ -316,15 +316,25 @@ def end_epoch(group: Group, state: TrainState, epoch: int, step: int, seconds: f
         scores[index] = results.selection_score(record)
     state = reset_epoch_sums(state)
     save(group, state, scores)
+    head = f"epoch {epoch + 1}/{group.config.num_epochs}: "
     if len(group.runs) == 1 and group.runs[0].alive:
         record = group.runs[0].history[-1]
-        progress.update(step, val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
-                        img_s=record["images_per_second"])
+        progress.epoch(
+            step, f"{head}train loss {record['train_loss']:.4f}, accuracy "
+            f"{percent(record['train_accuracy'])}; validation {percent(record['val_accuracy'])}, "
+            f"test {percent(record['test_accuracy'])}; {seconds:.1f} s, "
+            f"{record['images_per_second']:,.0f} img/s",
+            val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
+            img_s=record["images_per_second"])
     else:
         alive_val = [val_accuracy[i] for i in group.alive() if not np.isnan(val_accuracy[i])]
-        progress.update(step, models=len(group.alive()),
-                        best_val=round(float(max(alive_val)), 4) if alive_val else None,
-                        model_img_s=round(extra.get("model_images_per_second", 0)))
+        best = max(alive_val) if alive_val else None
+        rate = extra.get("model_images_per_second", 0)
+        progress.epoch(
+            step, f"{head}{plural(len(group.alive()), 'model')} training, best validation "
+            f"{percent(best)}; {seconds:.1f} s, {rate:,.0f} model-img/s",
+            models=len(group.alive()), best_val=None if best is None else round(best, 4),
+            model_img_s=round(rate))
     return state
 
 

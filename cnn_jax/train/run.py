@@ -45,8 +45,9 @@ import ml_collections
 from cnn_jax import formulations
 from cnn_jax.config import check_loaded, validate_config, with_defaults
 from cnn_jax.data import Dataset
-from cnn_jax.errors import GroupError
+from cnn_jax.errors import GroupError, WorkdirError
 from cnn_jax.network import Network
+from cnn_jax.provenance import provenance
 from cnn_jax.summary import format_table, shape_table
 from cnn_jax.train import loop
 from cnn_jax.train.checkpoints import Checkpointer, restore_newest_intact
@@ -145,6 +146,8 @@ def _train(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str 
            callbacks: Sequence[loop.Callback]) -> list[dict[str, Any]]:
     configs = [with_defaults(config) for config in configs]
     network = [validate_config(config) for config in configs][0]
+    if any(not str(workdir).strip() for workdir in workdirs):
+        raise WorkdirError("the workdir is empty: pass --workdir=FOLDER")
     workdirs = [Path(workdir) for workdir in workdirs]
     for workdir, config in zip(workdirs, configs, strict=True):
         check_workdir(workdir, config, overwrite=overwrite)
@@ -240,7 +243,8 @@ def _run(configs: list[ml_collections.ConfigDict], workdirs: list[Path], network
             programs, compile_seconds = group.compile(state)
         outcomes = loop.train(group, state, stop=stop, programs=programs,
                               compile_seconds=compile_seconds, callbacks=callbacks)
-        totals = {"params": sum(r.params for r in rows), "macs": sum(r.macs for r in rows)}
+        totals = {"params": sum(r.params for r in rows), "macs": sum(r.macs for r in rows),
+                  "provenance": provenance()}
         for run, outcome in zip(runs, outcomes, strict=True):
             outcome.update(totals, **({"vmapped_models": len(runs)} if stacked else {}))
             atomic_write_json(run.workdir / "results.json", outcome)

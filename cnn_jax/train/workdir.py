@@ -69,8 +69,6 @@ def check_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite
     'constant' schedule is the same run, extended: it resumes from its last checkpoint. (With a
     decaying schedule the length of training is part of every step's learning rate.)
     """
-    if not str(workdir).strip():
-        raise WorkdirError("the workdir is empty: pass --workdir=FOLDER")
     existing = Path(os.path.abspath(workdir))
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

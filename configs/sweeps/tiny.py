@@ -11,6 +11,7 @@ k5-s1-pmax 63.0%, k5-s1-pnone 61.5%, k9-s1-pmax 57.0%, k5-s3-pnone 50.0%, k9-s3-
 k5-s3-pmax 19.0% (conv2 is 1×1). The same with --executor=ray: the same accuracies.
 """
 
+from cnn_jax.presets import complete
 from cnn_jax.sweep.bases import small_base, sweep_config
 
 
@@ -22,12 +23,12 @@ def get_config():
     base.num_epochs = 1
     base.batch_size = 10
     base.learning_rate = 0.1
-    base.model.layers = [
+    base.model.layers = complete([
         {"type": "conv", "features": 4, "kernel": 5, "stride": 1, "activation": "relu"},
         {"type": "pool", "pool_type": "max", "window": 2},
         {"type": "conv", "features": 4, "kernel": 4, "stride": 1, "activation": "relu"},
         {"type": "dense", "features": 10, "activation": "identity"},
-    ]
+    ])
     axes = [{"product": {"model.layers.0.kernel": [5, 9], "model.layers[0].stride": [1, 3],
                          "model.layers[1].pool_type": ["max", "none"]}}]
     return sweep_config("tiny", axes, [0], base)

@@ -3,6 +3,7 @@
 batches of 10, two epochs of 40 steps; no plots or progress bar."""
 
 from cnn_jax.config import base_config
+from cnn_jax.presets import complete
 
 
 def get_config():
@@ -11,12 +12,12 @@ def get_config():
     config.train_size = 400
     config.validation_size = 100
     config.test_size = 100
-    config.model.layers = [
+    config.model.layers = complete([
         {"type": "conv", "features": 4, "kernel": 5, "activation": "relu"},
         {"type": "pool", "pool_type": "max", "window": 2},
         {"type": "dropout", "rate": 0.25},
         {"type": "dense", "features": 10, "activation": "identity"},
-    ]
+    ])
     config.learning_rate = 0.1
     config.batch_size = 10
     config.num_epochs = 2

@@ -1,0 +1,65 @@
+"""Where a result came from: package versions, the git commit (and whether the tree had
+uncommitted changes), the device and the command line. Written into every results.json and
+every sweep row."""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy",
+            "ml_collections")
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(folder: Path = REPOSITORY) -> dict[str, Any] | None:
+    """{'commit', 'dirty'} of the checkout cnn_jax runs from; None outside a git checkout (an
+    installed copy) or without git. Dirty: tracked files differ from the commit."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def provenance(device: str | None = None) -> dict[str, Any]:
+    """The record of this process: versions, git state, device, command line, Python, host."""
+    if device is None:
+        from cnn_jax.train.devices import describe_devices
+
+        device = describe_devices()
+    return {"packages": package_versions(), "git": git_state(), "device": device,
+            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
+            "python": platform.python_version(), "host": platform.node()}
+
+
+def flat(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The columns a results table shows of a provenance record."""
+    record = record or {}
+    git = record.get("git") or {}
+    packages = record.get("packages") or {}
+    return {"git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
+            "jax_version": packages.get("jax"), "device": record.get("device"),
+            "command": record.get("command")}
