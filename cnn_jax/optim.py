@@ -22,11 +22,23 @@ OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
 # Optimizers whose momentum comes from config.momentum.
 WITH_MOMENTUM = ("momentum",)
 
+WARMUP = 0.1  # the fraction of training that warmup_cosine spends warming up
+
+
+def _warmup_cosine(progress: jax.Array) -> jax.Array:
+    """Linear warm-up from 0 over the first `WARMUP` of training, then cosine decay to 0."""
+    decay = (progress - WARMUP) / (1.0 - WARMUP)
+    return jnp.where(progress < WARMUP, progress / WARMUP,
+                     0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(decay, 0.0, 1.0))))
+
+
 # name → the factor by which the base learning rate is multiplied at `progress` ∈ [0, 1].
 SCHEDULES: dict[str, Callable[[jax.Array], jax.Array]] = {
     "constant": lambda progress: jnp.ones_like(progress),
     "cosine": lambda progress: 0.5 * (1.0 + jnp.cos(jnp.pi * progress)),  # decay to 0
     "step": lambda progress: jnp.where(progress < 0.5, 1.0, jnp.where(progress < 0.75, 0.1, 0.01)),
+    "linear": lambda progress: 1.0 - progress,  # decay to 0
+    "warmup_cosine": _warmup_cosine,
 }
 
 

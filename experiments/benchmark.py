@@ -14,6 +14,7 @@ import os
 from absl import flags
 
 from cnn_jax import cli
+from cnn_jax.markdown import write_section
 from cnn_jax.presets import PRESETS
 
 _DEVICE = flags.DEFINE_enum("device", "cpu", ["cpu", "gpu"], "where to run")
@@ -30,20 +31,6 @@ _VMAP = flags.DEFINE_integer("vmap_models", 0, "models in the vmap measurement (
                              lower_bound=0)
 _CACHE = flags.DEFINE_bool("compile_cache", True, "measure cold/warm persistent-cache compile")
 
-BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
-
-
-def write_section(path: str, text: str) -> None:
-    """Replaces the text between the markers in `path` (appends it when they are absent)."""
-    old = open(path).read() if os.path.exists(path) else ""
-    block = f"{BEGIN}\n{text}{END}\n"
-    if BEGIN in old and END in old:
-        head, rest = old.split(BEGIN, 1)
-        new = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        new = old + ("\n" if old and not old.endswith("\n") else "") + block
-    with open(path, "w") as out:
-        out.write(new)
 
 
 def batch_sizes() -> tuple[int, ...]:

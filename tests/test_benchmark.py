@@ -71,7 +71,7 @@ def test_torch_model_has_the_same_architecture():
 
 
 def test_write_section_replaces_only_the_marked_block(tmp_path):
-    from experiments.benchmark import BEGIN, END, write_section
+    from cnn_jax.markdown import BEGIN, END, write_section
 
     path = tmp_path / "B.md"
     path.write_text("# Title\n\nnotes\n")

@@ -3,7 +3,6 @@ quick mode so that it cannot rot unnoticed: every step runs and writes its file.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -21,8 +20,6 @@ def test_the_gpu_check_script_runs_every_step_on_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "jax" in (out / "env.txt").read_text()
     assert "nielsen_cp2_fc100_relu" in (out / "bench.md").read_text()
-    assert "exit" in json.loads((out / "fashion.json").read_text())  # data may be absent here
-    trials = json.loads((out / "sweep.json").read_text())
-    assert len(trials["vmap"]) == 20 and all(v for v in trials["vmap"].values())
-    assert "20 trials in 1 programs: 20 of them in 1 vmapped groups" in \
-        (out / "sweep.log").read_text()
+    assert "| project-fast |" in (out / "tta.md").read_text()
+    table = (out / "nielsen.md").read_text()
+    assert "| 1 | FC100 → softmax | 97.80% |" in table and "| 2 |" in table.split("\n| 1 |")[1]
