@@ -1,5 +1,5 @@
 """The lecture's example: 28×28 → 3 feature maps of 5×5 (3×24×24) → 2×2 max pooling (3×12×12) →
-10 softmax outputs, sigmoid (σ) activations, on the embedded 5,000 MNIST digits.
+10 softmax outputs, sigmoid (σ) activations, on the embedded 5,000 MNIST digits (`mnist_5k`).
 
     python -m experiments.shapes --config=configs/course_3maps.py
     python -m experiments.train --config=configs/course_3maps.py --workdir=runs/course_3maps

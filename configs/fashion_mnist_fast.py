@@ -1,4 +1,5 @@
-"""Time to accuracy: Nielsen's CP(20) → CP(40) → FC100 (ReLU) on the full Fashion-MNIST, offline.
+"""Time to accuracy: Nielsen's CP(20) → CP(40) → FC100 (ReLU) on the full Fashion-MNIST, offline
+(`fashion_mnist_debian`).
 
     apt-get install dataset-fashion-mnist     # IDX files in /usr/share/datasets/fashion-mnist
     python -m experiments.train --config=configs/fashion_mnist_fast.py --workdir=runs/fashion

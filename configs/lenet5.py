@@ -1,5 +1,6 @@
-"""LeNet-5 (LeCun et al. 1998) on the embedded 5,000 MNIST digits: conv 6@5×5 (padding 2) → 2×2
-average pooling → conv 16@5×5 → 2×2 average pooling → FC120 → FC84 → 10, tanh; 61,706 parameters.
+"""LeNet-5 (LeCun et al. 1998) on the embedded 5,000 MNIST digits (`mnist_5k`): conv 6@5×5
+(padding 2) → 2×2 average pooling → conv 16@5×5 → 2×2 average pooling → FC120 → FC84 → 10,
+tanh; 61,706 parameters.
 
     python -m experiments.train --config=configs/lenet5.py --workdir=runs/lenet5
 

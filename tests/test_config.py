@@ -8,7 +8,7 @@ import math
 import textwrap
 
 import pytest
-from conftest import TINY, run_script, tiny_args, tiny_config
+from conftest import REPO, TINY, run_script, tiny_args, tiny_config
 
 from cnn_jax.config import (
     ConfigError,
@@ -53,7 +53,7 @@ BAD = [
     ("negative seed", {"seed": -1}, "seed"),
     ("plots not a bool", {"plots": "yes"}, "plots"),
     ("unknown optimizer", {"optimizer": "sgdd"}, "optimizer"),
-    ("unknown schedule", {"schedule": "linear"}, "schedule"),
+    ("unknown schedule", {"schedule": "onecycle"}, "schedule"),
     ("unknown loss", {"loss": "hinge"}, "loss"),
     ("unknown strategy", {"strategy": "pmap"}, "strategy"),
     ("unknown data set", {"dataset": "mnist5k"}, "dataset"),
@@ -258,3 +258,15 @@ def _python(code):
 
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=script_env(),
                           capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.py")), ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_says_its_data_and_result(path):
+    from conftest import load_config_file
+
+    config = load_config_file(path)
+    validate_config(config)
+    text = path.read_text().split('"""')[1]
+    assert f"`{config.dataset}`" in text, "the docstring names the data set"
+    assert "Measured" in text and "%" in text, "the docstring gives the result measured"
+    assert "python -m experiments." in text, "the docstring gives the command"

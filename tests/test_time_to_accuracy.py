@@ -57,3 +57,28 @@ def test_a_smoke_run_reaches_a_low_target_and_makes_the_table():
     text = tta.markdown(report)
     assert "| project-fast |" in text and "1/1" in text and "Load average" not in text
     assert "load average before" in text
+
+
+@pytest.mark.skipif(not torch_available(), reason="PyTorch is not installed")
+@pytest.mark.parametrize("name", ["pytorch-fast", "pytorch-nielsen"])
+def test_the_pytorch_twin_starts_from_the_projects_weights_and_computes_the_same(name):
+    import jax
+    import torch
+
+    from cnn_jax.bench import torch_nets, tta_worker
+    from cnn_jax.config import build_network
+    from cnn_jax.train.state import create_state
+
+    settings = tta.Settings()
+    participant = tta.PARTICIPANTS[name]
+    spec = tta.worker_spec(participant, 0, settings)
+    model = torch_nets.torch_model(spec["layers"])
+    tta_worker.load_initial(model, spec["initial_params"])
+    config = tta.training_config(participant, 0, settings)
+    network = build_network(config)
+    params = create_state(network, config, (28, 28, 1), 1).params
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    expected = np.asarray(jax.jit(network.apply)(params, images))
+    with torch.no_grad():
+        got = model(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

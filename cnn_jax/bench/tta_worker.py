@@ -122,6 +122,45 @@ def torch_data(spec: dict[str, Any]):
     return out
 
 
+def load_initial(model, params: dict[str, list]) -> None:
+    """Copies the project's initial parameters into the PyTorch twin: conv kernels HWIO → OIHW,
+    dense kernels (in, out) → (out, in), the first dense layer's inputs from the project's
+    (height, width, channels) flatten order to PyTorch's (channels, height, width)."""
+    import torch
+
+    layers = [m for m in model if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    names = sorted({key.split("/")[0] for key in params},
+                   key=lambda n: (not n.startswith("conv"), int("".join(filter(str.isdigit, n)))))
+    shape = None  # (channels, height, width) of the last conv-pool output
+    with torch.no_grad():
+        for layer, name in zip(layers, names, strict=True):
+            kernel = np.asarray(params[f"{name}/kernel"], np.float32)
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.copy_(torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()))
+            else:
+                if shape is not None:
+                    channels, height, width = shape
+                    kernel = kernel.reshape(height, width, channels, -1).transpose(
+                        2, 0, 1, 3).reshape(channels * height * width, -1)
+                    shape = None
+                layer.weight.copy_(torch.from_numpy(kernel.T.copy()))
+            layer.bias.copy_(torch.from_numpy(np.asarray(params[f"{name}/bias"], np.float32)))
+            if isinstance(layer, torch.nn.Conv2d):
+                shape = _conv_output(model, layer)
+
+
+def _conv_output(model, conv) -> tuple[int, int, int]:
+    """(channels, height, width) entering the first dense layer after `conv`."""
+    import torch
+
+    probe = torch.zeros(1, 1, 28, 28)
+    for module in model:
+        if isinstance(module, torch.nn.Flatten):
+            return tuple(probe.shape[1:])
+        probe = module(probe)
+    return tuple(probe.shape[1:])
+
+
 def run_torch(spec: dict[str, Any]) -> None:
     """A plain PyTorch eager loop: the spec's network (or pytorch/examples' mnist Net),
     optimizer, per-step learning rate, L2 on the weights, batch and data order per epoch."""
@@ -137,6 +176,8 @@ def run_torch(spec: dict[str, Any]) -> None:
     data_s = time.perf_counter() - STARTED
     model = nets.examples_net() if spec["network"] == "examples" else nets.torch_model(
         spec["layers"])
+    if spec.get("initial_params"):
+        load_initial(model, spec["initial_params"])
     model = model.to(device)
     weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in model.named_parameters() if not name.endswith("weight")]

@@ -130,7 +130,7 @@ def jax_group(spec: dict[str, Any], eval_size: int = 0):
     config.log_every_steps = int(spec.get("scan_steps", 100))
     config.eval_batch_size = EVAL_CHUNK
     config.formulation.update(spec.get("formulation", {}))
-    network = Network.from_layers(layers_for(spec["network"]))
+    network = Network.from_layers(spec.get("layers") or layers_for(spec["network"]))
     images, labels = random_data(max(batch * min(spec.get("steps", 1), 400), batch))
     eval_images, eval_labels = random_data(eval_size, seed=1)
     empty_images, empty_labels = eval_images[:0], eval_labels[:0]
