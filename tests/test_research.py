@@ -100,3 +100,10 @@ def test_scripts_write_their_tables(tmp_path):
     table = (tmp_path / "nielsen" / "results.md").read_text()
     assert "| 2 | CP(20) → FC100 → softmax | 98.78% |" in table
     assert (tmp_path / "nielsen" / "curves.png").exists()
+
+
+def test_expanded_epochs_apply_to_the_expanded_rows_also_at_the_books_epochs():
+    scale = dataclasses.replace(nielsen.BOOK, expanded_epochs=4)
+    epochs = {row.number: nielsen.row_config(row, scale, 0).num_epochs for row in nielsen.ROWS}
+    assert epochs == {1: 60, 2: 60, 3: 60, 4: 60, 5: 4, 6: 4, 7: 4, 8: 4}
+    assert scale.label.endswith("book epochs (4 on expanded data)")

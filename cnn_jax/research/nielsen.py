@@ -94,11 +94,10 @@ class Scale:
             parts.append(f"train {self.train_size}")
         if self.test_size:
             parts.append(f"test {self.test_size}")
-        if self.epochs is None:
-            parts.append("book epochs")
-        else:
-            expanded = self.expanded_epochs or self.epochs
-            parts.append(f"{self.epochs} epochs ({expanded} on expanded data)")
+        base = "book epochs" if self.epochs is None else f"{self.epochs} epochs"
+        if self.expanded_epochs is not None and self.expanded_epochs != self.epochs:
+            base += f" ({self.expanded_epochs} on expanded data)"
+        parts.append(base)
         return ", ".join(parts)
 
 
@@ -108,6 +107,14 @@ BOOK = Scale()
 # initial plateau at this size.
 QUICK = Scale(dataset="mnist_5k", validation_size=500, train_size=0, epochs=15,
               expanded_epochs=3, seeds=1, ensemble_size=3)
+
+
+def row_epochs(row: Row, scale: Scale) -> int:
+    """The row's epochs at `scale`: expanded_epochs for rows on the expanded data, else epochs,
+    else the book's."""
+    if row.expand and scale.expanded_epochs is not None:
+        return scale.expanded_epochs
+    return row.epochs if scale.epochs is None else scale.epochs
 
 
 def row_config(row: Row, scale: Scale, seed: int) -> ml_collections.ConfigDict:
@@ -123,10 +130,7 @@ def row_config(row: Row, scale: Scale, seed: int) -> ml_collections.ConfigDict:
     config.model.init = "nielsen"
     config.optimizer, config.batch_size = "sgd", 10
     config.learning_rate, config.l2 = row.learning_rate, row.l2
-    if scale.epochs is None:
-        config.num_epochs = row.epochs
-    else:
-        config.num_epochs = (scale.expanded_epochs or scale.epochs) if row.expand else scale.epochs
+    config.num_epochs = row_epochs(row, scale)
     config.log_every_steps = 500
     return config
 
@@ -158,23 +162,29 @@ class DataCache:
 
 
 def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache, *,
-            vmapped: bool = False, overwrite: bool = False) -> RowResult:
+            vmapped: bool = False, overwrite: bool = False,
+            trained: set[Path] | None = None) -> RowResult:
     """Trains the row's networks (one per seed; an ensemble row trains its members), one after
     the other or (`vmapped`) as one vmapped program; finished runs are not trained again.
 
     The row's time is the training time of its runs (plus the vote), also when resumed; runs
-    trained together count once.
+    trained together count once. `overwrite` starts the row's runs again, except those in
+    `trained` (the runs this invocation trained already: row 8 votes with row 7's networks).
     """
     seeds = range(scale.ensemble_size) if row.ensemble else range(scale.seeds)
     folder = workdir / (f"row{row.number - 1}" if row.ensemble else f"row{row.number}")
     configs = [row_config(row, scale, seed) for seed in seeds]
     runs = [folder / f"seed{seed}" for seed in seeds]
     dataset = data.get(configs[0])
+    trained = set() if trained is None else trained
+    fresh = overwrite and not any(run in trained for run in runs)
     if vmapped:
-        outcomes = train_vmapped(configs, runs, dataset=dataset, overwrite=overwrite)
+        outcomes = train_vmapped(configs, runs, dataset=dataset, overwrite=fresh)
     else:
-        outcomes = [train_and_evaluate(config, run, dataset=dataset, overwrite=overwrite)
+        outcomes = [train_and_evaluate(config, run, dataset=dataset,
+                                       overwrite=overwrite and run not in trained)
                     for config, run in zip(configs, runs, strict=True)]
+    trained.update(runs)
     accuracies = []
     for seed, results in zip(seeds, outcomes, strict=True):
         if results["status"] == "done" and results.get("test_accuracy_at_best_val") is not None:
@@ -238,11 +248,12 @@ def run_table(workdir: str | Path, scale: Scale, rows: Sequence[int] | None = No
               vmapped: bool = False, overwrite: bool = False) -> list[RowResult]:
     """Runs the selected rows (default all) at `scale`; rerunning resumes where it stopped
     (`overwrite`: trains the selected rows again from scratch)."""
-    workdir, data = Path(workdir), DataCache()
+    workdir, data, trained = Path(workdir), DataCache(), set()
     selected = [row for row in ROWS if rows is None or row.number in rows]
     results = []
     for row in selected:
-        result = run_row(row, scale, workdir, data, vmapped=vmapped, overwrite=overwrite)
+        result = run_row(row, scale, workdir, data, vmapped=vmapped, overwrite=overwrite,
+                         trained=trained)
         results.append(result)
         if on_row is not None:
             on_row(result)
