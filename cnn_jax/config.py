@@ -11,7 +11,6 @@ checks that need the loaded data set.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from cnn_jax.data.synthetic import SYNTHETIC_TRAIN_SIZE
 from cnn_jax.errors import ConfigError, LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
 from cnn_jax.losses import LOSSES
-from cnn_jax.network import LAYER_TYPES, Network, layer_from_dict
+from cnn_jax.network import Network, layer_from_dict
 from cnn_jax.optim import OPTIMIZERS, SCHEDULES
 from cnn_jax.presets import PRESETS, preset
 
@@ -400,7 +399,3 @@ def semantic_difference(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
-
-def layer_fields(kind: str) -> list[str]:
-    """The fields of a layer type (for messages and overrides)."""
-    return [field.name for field in dataclasses.fields(LAYER_TYPES[kind])]

@@ -81,7 +81,7 @@ def run_jax(spec: dict[str, Any]) -> None:
         state, _, step = loop.train_chunks(group, programs, state, epoch, batch, end, step)
         jax.block_until_ready(state)
         train_s += time.perf_counter() - started
-        if not group.alive():
+        if not group.training():
             emit({"diverged": True})
             return
         if step % every == 0 or step % spe == 0:

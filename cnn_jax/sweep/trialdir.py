@@ -85,6 +85,3 @@ def end_run(directory: Path, status: str, **details: Any) -> None:
     runs[-1].update(finished=time.time(), status=status, **details)
     atomic_write_json(directory / "trial.json", info)
 
-
-def attempts(directory: Path) -> int:
-    return len(read_json(directory / "trial.json", {}).get("runs", []))

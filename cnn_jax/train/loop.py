@@ -159,7 +159,8 @@ class Group:
         return (np.atleast_1d(np.asarray(loss_sum)) / split.size,
                 np.atleast_1d(np.asarray(hits)) / split.size)
 
-    def alive(self) -> list[int]:
+    def training(self) -> list[int]:
+        """The indices of the runs still training (not diverged)."""
         return [index for index, run in enumerate(self.runs) if run.alive]
 
 
@@ -187,7 +188,7 @@ def train_chunks(group: Group, programs: dict[int, Any], state: TrainState, epoc
     config, spe = group.config, group.steps_per_epoch
     orders = group.orders(epoch)
     for num_steps in chunk_lengths(batch, end, group.chunk_steps):
-        if (stop is not None and stop.requested) or not group.alive():
+        if (stop is not None and stop.requested) or not group.training():
             break
         state = programs[num_steps](state, group.train_images, group.train_labels, orders,
                                     jnp.int32(batch))
@@ -223,7 +224,7 @@ def train(group: Group, state: TrainState, *, stop: StopRequests, programs: dict
             state, batch, step = train_chunks(group, programs, state, epoch, batch, spe, step,
                                               stop=stop, progress=progress, callbacks=callbacks)
             jax.block_until_ready(state)
-            if not group.alive():
+            if not group.training():
                 break
             if batch < spe:  # stopped by a signal within the epoch
                 return interrupt(group, state, step, stop.signal_name)
@@ -250,7 +251,7 @@ def diverge(group: Group, index: int, step: int, reason: str) -> None:
 def check_finite(group: Group, state: TrainState, step: int) -> None:
     """Marks every run whose loss, parameters or optimizer state hold NaN/inf as diverged."""
     finite = group.finite(state)
-    for index in group.alive():
+    for index in group.training():
         if not finite[index]:
             rate = group.runs[index].config.learning_rate
             diverge(group, index, step, f"the training loss or the parameters became NaN or inf "
@@ -262,7 +263,7 @@ def log_train(group: Group, state: TrainState, epoch: int, step: int,
     """The train record (loss and accuracy of the epoch so far) of every run still training."""
     sums = group.sums(state)
     shown = {}
-    for index in group.alive():
+    for index in group.training():
         seen = max(int(sums["count"][index]), 1)
         loss = float(sums["loss"][index]) / seen
         if not math.isfinite(loss):
@@ -275,12 +276,12 @@ def log_train(group: Group, state: TrainState, epoch: int, step: int,
         shown = {"loss": loss, "accuracy": accuracy}
     if progress is not None:
         progress.update(step, **(shown if len(group.runs) == 1 else
-                                 {"models": len(group.alive())}))
+                                 {"models": len(group.training())}))
 
 
 def save(group: Group, state: TrainState, scores: dict[int, float] | None = None) -> None:
     """A checkpoint of every run still training (scored at the end of an epoch)."""
-    for index in group.alive():
+    for index in group.training():
         run = group.runs[index]
         if run.checkpointer is not None:
             score = None if scores is None else scores[index]
@@ -298,7 +299,7 @@ def end_epoch(group: Group, state: TrainState, epoch: int, step: int, seconds: f
     if group.stacked:
         extra["model_images_per_second"] = len(group.runs) * images / max(seconds, 1e-9)
     scores = {}
-    for index in group.alive():
+    for index in group.training():
         run = group.runs[index]
         count = max(int(sums["count"][index]), 1)
         record = {
@@ -327,13 +328,13 @@ def end_epoch(group: Group, state: TrainState, epoch: int, step: int, seconds: f
             val_acc=record["val_accuracy"], test_acc=record["test_accuracy"],
             img_s=record["images_per_second"])
     else:
-        alive_val = [val_accuracy[i] for i in group.alive() if not np.isnan(val_accuracy[i])]
+        alive_val = [val_accuracy[i] for i in group.training() if not np.isnan(val_accuracy[i])]
         best = max(alive_val) if alive_val else None
         rate = extra.get("model_images_per_second", 0)
         progress.epoch(
-            step, f"{head}{plural(len(group.alive()), 'model')} training, best validation "
+            step, f"{head}{plural(len(group.training()), 'model')} training, best validation "
             f"{percent(best)}; {seconds:.1f} s, {rate:,.0f} model-img/s",
-            models=len(group.alive()), best_val=None if best is None else round(best, 4),
+            models=len(group.training()), best_val=None if best is None else round(best, 4),
             model_img_s=round(rate))
     return state
 
@@ -343,7 +344,7 @@ def interrupt(group: Group, state: TrainState, step: int, signal_name: str
     """Saves every run still training and ends it `interrupted` (SIGINT/SIGTERM)."""
     check_finite(group, state, step)
     save(group, state)
-    for index in group.alive():
+    for index in group.training():
         run = group.runs[index]
         run.outcome = results.summarize(run.history, status="interrupted", step=step)
     saved = "checkpoint saved" if len(group.runs) == 1 else "checkpoints saved"
@@ -355,7 +356,7 @@ def interrupt(group: Group, state: TrainState, step: int, signal_name: str
 def finish(group: Group, state: TrainState, step: int, compile_seconds: float
            ) -> list[dict[str, Any]]:
     """The results of the runs that trained every epoch (plots and a closing line each)."""
-    for index in group.alive():
+    for index in group.training():
         run = group.runs[index]
         outcome = results.summarize(run.history, status="done", step=step)
         outcome.update(compile_time_s=compile_seconds)
