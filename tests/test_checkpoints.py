@@ -3,12 +3,14 @@ is reported and skipped for the newest intact one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import assert_trees_equal, checkpoint, read_records, tiny_config, without_timing
+from orbax.checkpoint._src.path import temporary_paths
 
 from cnn_jax.network import Network
 from cnn_jax.presets import course_3maps
@@ -104,3 +106,25 @@ def _stop_at(step: int):
     from conftest import kill_after
 
     return kill_after(step, "SIGTERM")
+
+
+def test_opening_removes_a_killed_saves_temporary_folder_before_it_returns(tmp_path, monkeypatch):
+    """Orbax cleans up in a background thread; a slow cleanup must still be over when the
+    constructor returns, or a process that exits at once prints that thread's traceback."""
+    checkpointer = Checkpointer(tmp_path)
+    checkpointer.save(states(1)[0], score=0.5)
+    checkpointer.close()
+    unfinished = tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp-1700000000"
+    (unfinished / "default").mkdir(parents=True)
+    (unfinished / "default" / "partial").write_bytes(b"\0" * 64)
+    cleanup = temporary_paths.cleanup_temporary_paths
+
+    async def slow_cleanup(*args, **kwargs):
+        await asyncio.sleep(0.5)
+        return await cleanup(*args, **kwargs)
+
+    monkeypatch.setattr(temporary_paths, "cleanup_temporary_paths", slow_cleanup)
+    reopened = Checkpointer(tmp_path)
+    assert not unfinished.exists()
+    assert reopened.all_steps() == [1]
+    reopened.close()

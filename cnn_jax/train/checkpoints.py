@@ -3,7 +3,8 @@
 Orbax writes every checkpoint into a temporary folder and renames it when complete, so a killed
 process leaves either a whole checkpoint or none; a restore takes the latest whole one, and the
 temporary folders of a killed save are removed when the next run opens the folder. Saves are
-synchronous: when `save` returns, the checkpoint is on disk.
+synchronous: when `save` returns, the checkpoint is on disk; so is the cleanup when a
+`Checkpointer` has been opened.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ def _rank(metrics: dict[str, Any]) -> tuple[float, int]:
     return float(metrics[SCORE]), -int(metrics.get("step", 0))
 
 
+def _await_temporary_cleanup(manager: ocp.CheckpointManager) -> None:
+    """Blocks until the manager has removed a killed save's temporary folders.
+
+    Orbax (0.12) removes them in a background thread that neither `close()` nor a read waits
+    for; a process that exits while it runs (an evaluation refused at once) prints that thread's
+    traceback at interpreter shutdown. Its own `save` waits the same way.
+    """
+    wait = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
+    if wait is not None:
+        wait()
+
+
 class Checkpointer:
     """Saves and restores `TrainState`s under workdir/checkpoints.
 
@@ -52,6 +65,7 @@ class Checkpointer:
             best_mode="max",  # a best_fn makes Orbax write the scores to disk
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        _await_temporary_cleanup(self._manager)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
