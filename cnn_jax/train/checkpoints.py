@@ -9,6 +9,7 @@ synchronous: when `save` returns, the checkpoint is on disk; so is the cleanup w
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -43,6 +44,44 @@ def _await_temporary_cleanup(manager: ocp.CheckpointManager) -> None:
     wait = getattr(manager, "_maybe_await_cleanup_tmp_directory", None)
     if wait is not None:
         wait()
+
+
+class _AbortedReadNoise(logging.Filter):
+    """What a failed restore leaves behind, dropped so that its one-line report stays one line.
+
+    When one array of a checkpoint cannot be read, Orbax stops its event loop while TensorStore
+    still reads the others; those reads then end in threads as "Event loop is closed" (sent to
+    `sys.unraisablehook` with no object) and as "exception was never retrieved" records of the
+    `asyncio` logger, a traceback each. Only these are dropped: other unraisable exceptions,
+    and asyncio records about anything but a checkpoint this module opened, pass through.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.directories: set[str] = set()
+        self._next_hook = sys.unraisablehook
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not ("exception was never retrieved" in record.getMessage()
+                    and any(directory in str(error) for directory in self.directories))
+
+    def unraisable(self, unraisable: Any) -> None:
+        if not (unraisable.object is None and isinstance(unraisable.exc_value, RuntimeError)
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            self._next_hook(unraisable)
+
+
+_ABORTED_READS: _AbortedReadNoise | None = None
+
+
+def _drop_aborted_read_noise(directory: Path) -> None:
+    global _ABORTED_READS
+    if _ABORTED_READS is None:
+        _ABORTED_READS = _AbortedReadNoise()
+        logging.getLogger("asyncio").addFilter(_ABORTED_READS)
+        sys.unraisablehook = _ABORTED_READS.unraisable
+    _ABORTED_READS.directories.add(str(directory))
 
 
 class Checkpointer:
@@ -97,6 +136,7 @@ class Checkpointer:
         """The state saved at `step` (default: the latest), shaped like `template`."""
         step = self.latest_step() if step is None else step
         target = flax.serialization.to_state_dict(jax.device_get(template))
+        _drop_aborted_read_noise(self.directory)
         tree = self._manager.restore(step, args=ocp.args.StandardRestore(target))
         return flax.serialization.from_state_dict(template, tree)
 
