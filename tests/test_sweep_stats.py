@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from cnn_jax.sweep.stats import mean_ci
+from cnn_jax.sweep.stats import anova, compare, holm, mean_ci, paired, seeds_needed
 
 
 def test_mean_ci_is_the_t_interval_worked_by_hand():
@@ -27,3 +27,98 @@ def test_mean_ci_of_one_value_has_no_interval():
     assert mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
     with pytest.raises(ValueError, match="confidence"):
         mean_ci([1.0, 2.0], 1.5)
+
+
+# Student (1908), "The probable error of a mean", the sleep data (R's `sleep`): extra hours of
+# sleep of 10 patients under two drugs. Paired t-test (R: t.test(extra ~ group, paired = TRUE)):
+# t = -4.0621, df = 9, p-value = 0.002833.
+SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+SLEEP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+
+
+def test_paired_t_test_reproduces_students_sleep_data():
+    result = paired(SLEEP_2, SLEEP_1)
+    assert result["n"] == 10 and result["df"] == 9
+    assert result["t"] == pytest.approx(4.0621, abs=1e-4)
+    assert result["p"] == pytest.approx(0.002833, abs=1e-6)
+    # R: mean difference 1.58, 95% CI 0.7001142 … 2.4598858
+    assert result["diff"] == pytest.approx(1.58)
+    assert result["diff_low"] == pytest.approx(0.7001142, abs=1e-6)
+    assert result["diff_high"] == pytest.approx(2.4598858, abs=1e-6)
+    # R: wilcox.test(..., paired = TRUE) on these data gives p = 0.009091 (normal approximation
+    # with ties and a zero difference, corrected for continuity); scipy's default drops the zero
+    # and ranks the 9 others: a p of the same order, below 0.05.
+    assert result["p_wilcoxon"] is not None and result["p_wilcoxon"] < 0.05
+
+
+def test_holm_on_three_p_values_worked_by_hand():
+    # sorted 0.01, 0.03, 0.04 → ×3, ×2, ×1 = 0.03, 0.06, 0.04 → running max 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, float("nan"), 0.01]) == pytest.approx([0.5, float("nan"), 0.02],
+                                                            nan_ok=True)
+
+
+def test_seeds_needed_is_the_one_sample_t_power_of_cohen():
+    # Cohen's d = 0.5, alpha 0.05 two-sided, power 0.8: n = 33.4 → 34 (G*Power, one-sample t)
+    assert seeds_needed([-0.5, 0.5, 1.5]) == 34  # mean 0.5, sd 1.0
+    assert seeds_needed([2.0, 2.1, 1.9]) == 2  # d = 20: two seeds already decide
+    assert seeds_needed([0.1]) is None and seeds_needed([0.2, 0.2]) is None
+
+
+def test_compare_ranks_by_mean_and_keeps_the_tied_ones():
+    scores = {
+        "a": {0: 0.90, 1: 0.91, 2: 0.92, 3: 0.93},
+        "b": {0: 0.80, 1: 0.815, 2: 0.83, 3: 0.84},  # far below a on every seed
+        "c": {0: 0.905, 1: 0.90, 2: 0.925, 3: 0.92},  # within noise of a
+        "d": {7: 0.99},  # no seed in common with a: cannot be tested
+    }
+    out = compare(scores, baseline="b")
+    assert [n for n in sorted(out, key=lambda n: out[n]["rank"])] == ["d", "a", "c", "b"]
+    # d is ranked first on one seed but can be compared with nothing
+    assert out["d"]["tied"] is True and out["a"]["vs_best"] is None and out["a"]["tied"] is None
+    scores.pop("d")
+    out = compare(scores, baseline="b")
+    assert out["a"]["rank"] == 1 and out["a"]["tied"] is True
+    assert out["c"]["tied"] is True and out["b"]["tied"] is False
+    worse = paired(list(scores["b"].values()), list(scores["a"].values()))
+    assert out["b"]["vs_best"]["p"] == pytest.approx(worse["p"])
+    raw = [out[n]["vs_best"]["p"] for n in ("c", "b")]
+    assert [out[n]["vs_best"]["p_holm"] for n in ("c", "b")] == pytest.approx(holm(raw))
+    assert out["a"]["vs_baseline"]["diff"] == pytest.approx(0.915 - 0.82125, abs=1e-9)
+    assert out["b"]["vs_baseline"] is None
+
+
+# Montgomery, Design and Analysis of Experiments, Example 5.1 (battery life, material type ×
+# temperature, 4 replicates). The book's ANOVA table: material SS 10,683.72, df 2, F 7.91,
+# p 0.0020; temperature SS 39,118.72, df 2, F 28.97; interaction SS 9,613.78, df 4, F 3.56,
+# p 0.0186; error SS 18,230.75, df 27; total 77,646.97.
+BATTERY = {1: {15: [130, 155, 74, 180], 70: [34, 40, 80, 75], 125: [20, 70, 82, 58]},
+           2: {15: [150, 188, 159, 126], 70: [136, 122, 106, 115], 125: [25, 70, 58, 45]},
+           3: {15: [138, 110, 168, 160], 70: [174, 120, 150, 139], 125: [96, 104, 82, 60]}}
+
+
+def test_anova_reproduces_montgomerys_battery_table():
+    import pandas as pd
+
+    frame = pd.DataFrame([{"material": m, "temperature": t, "life": v}
+                          for m, by_t in BATTERY.items() for t, vs in by_t.items() for v in vs])
+    table = {row["term"]: row for row in anova(frame, "life", ["material", "temperature"])}
+    assert set(table) == {"material", "temperature", "material × temperature", "residual"}
+    assert table["material"]["sum_sq"] == pytest.approx(10683.72, abs=0.01)
+    assert table["material"]["F"] == pytest.approx(7.91, abs=0.005)
+    assert table["material"]["p"] == pytest.approx(0.0020, abs=0.00005)
+    assert table["temperature"]["F"] == pytest.approx(28.97, abs=0.005)
+    assert table["material × temperature"]["df"] == 4
+    assert table["material × temperature"]["p"] == pytest.approx(0.0186, abs=0.00005)
+    assert table["residual"]["df"] == 27 and table["residual"]["p"] is None
+    assert table["temperature"]["eta_sq"] == pytest.approx(39118.72 / 77646.97, abs=1e-5)
+
+
+def test_anova_without_replicates_drops_the_interaction():
+    import pandas as pd
+
+    frame = pd.DataFrame([{"a": a, "b": b, "y": a + 2 * b + 0.1 * ((a * b) % 3)}
+                          for a in range(3) for b in range(3)])
+    terms = [row["term"] for row in anova(frame, "y", ["a", "b"])]
+    assert terms == ["a", "b", "residual"]
+    assert anova(frame.assign(c=1), "y", ["c"]) is None
