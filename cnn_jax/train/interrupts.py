@@ -14,6 +14,10 @@ class StopRequests:
     A second signal of the same kind falls through to the previous handler (a second Ctrl-C
     raises KeyboardInterrupt at once, a second SIGTERM terminates the process); the checkpoints
     and files already written stay whole. Outside the main thread it does nothing.
+
+    Nested (a sweep's handler around a trial's): a request the inner one took is passed on to
+    the outer one when the inner one exits, so a signal that arrives after the inner loop's last
+    check (a trial's last evaluation or finishing step) still stops the outer loop.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -44,4 +48,7 @@ class StopRequests:
     def __exit__(self, *exc_info: object) -> None:
         for number, previous in self._previous.items():
             signal.signal(number, previous)
+            outer = getattr(previous, "__self__", None)
+            if self.requested and isinstance(outer, StopRequests) and not outer.requested:
+                outer.requested, outer.signal_name = True, self.signal_name
         self._previous.clear()
