@@ -1,4 +1,14 @@
-"""cnn_jax: convolutional networks as pure JAX functions, after Nielsen's chapter 6."""
+"""cnn_jax: convolutional networks as pure JAX functions, after Nielsen's chapter 6.
+
+Importing the package adds cnn_jax's measured XLA:CPU options to XLA_FLAGS before JAX creates
+its backend (`cnn_jax.backend`; CNN_JAX_XLA_DEFAULTS=0 leaves XLA_FLAGS alone).
+"""
+
+from cnn_jax import backend as _backend
+
+_backend.configure()
+
+# ruff: noqa: E402  (the options must be in XLA_FLAGS before anything below can create a backend)
 
 from cnn_jax.errors import CnnJaxError, ConfigError, DataError, LayerError, ShapeError
 from cnn_jax.layers import (

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
+import hashlib
 import io
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +26,7 @@ from cnn_jax.errors import DataError, DatasetNotAvailableError
 
 READ_CHUNK = 8192  # records per batched read
 LOCK_NAME = ".cnn_jax_prepare.lock"
+DECODED_PREFIX = "decoded-"  # decoded-<split>-<checksum>.npz beside the ArrayRecord files
 
 
 def prepared_builder(
@@ -136,12 +140,77 @@ def read_records(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reads records ``[start, stop)`` of a data source with ``image`` and ``label`` features.
 
+    The decoded arrays of a whole split are cached beside its ArrayRecord files
+    (`decoded_split`), so a later process reads one ``.npz`` instead of deserialising every
+    record again.
+
     Returns:
       images uint8 ``(n, H, W, C)`` and labels int32 ``(n,)``.
 
     Raises:
       DataError: non-uint8 or wrongly shaped images, or a label outside ``[0, num_classes)``.
     """
+    images, labels = decoded_split(source)
+    images, labels = images[start:stop], labels[start:stop]
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise DataError(
+            f"{_where(source)}: label {labels[bad[0]]} at record {start + bad[0]} is outside "
+            f"[0, {num_classes})"
+        )
+    return images, labels.astype(np.int32)
+
+
+def split_files(source: Any) -> list[str]:
+    """The prepared ArrayRecord files of the source's split (none for mocked sources)."""
+    info = source.dataset_info
+    pattern = os.path.join(info.data_dir, f"{info.name}-{source.split}.array_record*")
+    return sorted(glob.glob(pattern))
+
+
+def files_checksum(paths: Sequence[str]) -> str:
+    """SHA-256 over the files' names and bytes (the key of their decoded cache)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(os.path.basename(path).encode())
+        with open(path, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
+
+
+def decoded_split(source: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, H, W, C), labels int64 (n,)) of the whole split.
+
+    Read from ``decoded-<split>-<checksum>.npz`` in the prepared folder when its checksum is
+    that of the split's ArrayRecord files; otherwise decoded record by record and written there
+    (atomically, replacing older caches of the split; skipped where the folder is read-only).
+    """
+    files = split_files(source)
+    if not files:
+        return _decode(source, 0, len(source))
+    folder = source.dataset_info.data_dir
+    cache = os.path.join(folder, f"{DECODED_PREFIX}{source.split}-{files_checksum(files)[:16]}.npz")
+    with contextlib.suppress(OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        with np.load(cache) as stored:
+            images, labels = stored["images"], stored["labels"]
+        if len(labels) == len(images) == len(source):
+            return images, labels
+    images, labels = _decode(source, 0, len(source))
+    partial = f"{cache}.{os.getpid()}.partial"
+    try:
+        for stale in glob.glob(os.path.join(folder, f"{DECODED_PREFIX}{source.split}-*.npz")):
+            os.remove(stale)
+        with open(partial, "wb") as file:
+            np.savez(file, images=images, labels=labels)
+        os.replace(partial, cache)
+    except OSError:  # a read-only or full folder: no cache, nothing left behind
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+    return images, labels
+
+
+def _decode(source: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Records ``[start, stop)`` deserialised one by one (checked: uint8, the declared shape)."""
     shape = tuple(source.dataset_info.features["image"].shape)
     if len(shape) == 2:
         shape = (*shape, 1)
@@ -161,10 +230,4 @@ def read_records(
             )
         images[lo:hi] = batch.reshape(hi - lo, *shape)
         labels[lo:hi] = [r["label"] for r in records]
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        raise DataError(
-            f"{_where(source)}: label {labels[bad[0]]} at record {start + bad[0]} is outside "
-            f"[0, {num_classes})"
-        )
-    return images, labels.astype(np.int32)
+    return images, labels
