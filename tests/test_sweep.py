@@ -101,8 +101,10 @@ def test_report_has_tables_plots_and_architectures(tiny_run):
     invalid = report.split("## Impossible configurations")[1].split("##")[0]
     assert "k9-s3-pmax" in invalid and "conv2" in invalid
     ranked = report.split("## Configurations, best first")[1].split("##")[0]
+    # ranked by validation accuracy (column 10), never by test accuracy (column 12)
     accuracies = [float(line.split("|")[10].split("±")[0]) for line in ranked.splitlines()
                   if line.startswith("| ") and line[2].isdigit()]
+    assert "val acc. (%)" == ranked.split("|")[10].strip()
     assert len(accuracies) == 7 and accuracies == sorted(accuracies, reverse=True)
     assert report.count("### Architecture ") == 7
     pngs = sorted(p.name for p in (workdir / "plots").glob("*.png"))

@@ -122,3 +122,112 @@ def test_anova_without_replicates_drops_the_interaction():
     terms = [row["term"] for row in anova(frame, "y", ["a", "b"])]
     assert terms == ["a", "b", "residual"]
     assert anova(frame.assign(c=1), "y", ["c"]) is None
+
+
+# A fake sweep folder: k ∈ {3, 5} × pool ∈ {max, avg} × seeds 0-2, validation and test accuracy
+# chosen so that ranking on test would pick the configuration validation ranks last.
+FAKE = {  # group: (k, pool, [best val per seed], test accuracy at that epoch)
+    "k3-pmax": (3, "max", [0.950, 0.952, 0.948], 0.990),
+    "k3-pavg": (3, "avg", [0.960, 0.962, 0.961], 0.960),
+    "k5-pmax": (5, "max", [0.970, 0.975, 0.972], 0.920),
+    "k5-pavg": (5, "avg", [0.969, 0.976, 0.970], 0.930),
+}
+
+
+def fake_sweep(workdir, baseline="k3-pmax"):
+    from cnn_jax.train.logs import atomic_write_json
+
+    keys = ["model.layers[0].kernel", "model.layers[1].pool_type"]
+    trials = []
+    for group, (kernel, pool, vals, test) in FAKE.items():
+        for seed, val in enumerate(vals):
+            trial = f"{group}-seed{seed}"
+            trials.append({"id": trial, "group": group, "seed": seed,
+                           "values": dict(zip(keys, (kernel, pool), strict=True))})
+            folder = workdir / "trials" / trial
+            folder.mkdir(parents=True)
+            atomic_write_json(folder / "trial.json", {"id": trial, "params": 1000 + kernel,
+                                                      "macs": 5000 * kernel, "runs": []})
+            atomic_write_json(folder / "status.json", {"status": "done"})
+            atomic_write_json(folder / "results.json", {
+                "status": "done", "test_accuracy_at_best_val": test, "best_val_accuracy": val,
+                "epochs": 3, "best_epoch": 2, "train_time_s": 1.0, "images_per_second": 10.0})
+    atomic_write_json(workdir / "sweep.json", {
+        "name": "fake", "seeds": [0, 1, 2], "trials": trials,
+        "dimensions": [{"name": "k", "keys": keys[:1], "labels": ["k"], "values": [[3], [5]]},
+                       {"name": "p", "keys": keys[1:], "labels": ["p"],
+                        "values": [["max"], ["avg"]]}],
+        "sweep_config": {"report_baseline": baseline}})
+    return workdir
+
+
+def test_report_of_a_fake_sweep_ranks_by_validation_with_intervals_and_tests(tmp_path):
+    from conftest import read_csv
+
+    from cnn_jax.sweep import build_report
+
+    report = build_report(fake_sweep(tmp_path)).read_text()
+    summary = read_csv(tmp_path / "summary.csv")
+    assert [r["group"] for r in summary] == ["k5-pmax", "k5-pavg", "k3-pavg", "k3-pmax"]
+    best = summary[0]
+    # k5-pmax: mean 0.972333, s = 0.0025166, t_{0.975,2} = 4.302653 → half width 0.0062515
+    assert float(best["best_val_accuracy_mean"]) == pytest.approx(0.9723333, abs=1e-6)
+    assert float(best["best_val_accuracy_ci_high"]) - float(
+        best["best_val_accuracy_mean"]) == pytest.approx(0.0062515, abs=1e-6)
+    assert float(best["test_accuracy_mean"]) == pytest.approx(0.92)
+    assert best["test_accuracy_ci_low"] == best["test_accuracy_mean"]  # no spread over seeds
+    by_group = {r["group"]: r for r in summary}
+    assert by_group["k5-pavg"]["tied_best"] == "True"
+    assert by_group["k3-pmax"]["tied_best"] == "False"
+    # k3-pmax − k5-pmax per seed: −0.020, −0.023, −0.024 → mean −0.022333
+    assert float(by_group["k3-pmax"]["diff_vs_best"]) == pytest.approx(-0.0223333, abs=1e-6)
+    assert by_group["k3-pmax"]["diff_vs_baseline"] == ""
+    assert float(by_group["k5-pmax"]["diff_vs_baseline"]) == pytest.approx(0.0223333, abs=1e-6)
+    ranked = report.split("## Configurations, best first")[1].split("\n## ")[0]
+    first = [line for line in ranked.splitlines() if line.startswith("| 1 ")][0]
+    assert "k5-pmax" in first and "97.23 ± 0.25" in first and "96.61 … 97.86" in first
+    assert "| 2 ≈ | k5-pavg" in ranked
+    section = report.split("## Statistics")[1].split("\n## ")[0]
+    assert "**Best by validation accuracy: k5-pmax.**" in section
+    assert "Not distinguishable from it (Holm p ≥ 0.05): k5-pmax, k5-pavg" in section
+    assert "### Against the baseline (k3-pmax" in section
+    assert "undecided: 3 seeds; ~" in section  # k5-pavg: a small difference, few seeds
+    anova_rows = {line.split("|")[1].strip(): line for line in
+                  section.split("ANOVA")[1].splitlines() if line.startswith("| ")}
+    assert {"k", "p", "k × p", "residual"} <= set(anova_rows)
+
+
+def test_report_names_a_baseline_that_did_not_run(tmp_path):
+    from cnn_jax.sweep import build_report
+
+    report = build_report(fake_sweep(tmp_path, baseline="k9-pmax")).read_text()
+    assert "The baseline 'k9-pmax' has no finished trial in this sweep." in report
+
+
+def test_a_categorical_axis_is_plotted_as_points_with_intervals_not_a_line(tmp_path):
+    from cnn_jax.sweep.plots import _dimension_figure, dimensions_of
+    from cnn_jax.sweep.results import write_results
+
+    manifest, _, summary = write_results(fake_sweep(tmp_path))
+    k, p = dimensions_of(manifest)
+    ax = _dimension_figure(p, [k], summary).axes[0]
+    series = [container.lines[0] for container in ax.containers]
+    assert len(series) == 2 and all(line.get_linestyle() == "None" for line in series)
+    # the k = 3 and k = 5 points of a category sit side by side, not on one x
+    xs = sorted(x for line in series for x in line.get_xdata())
+    assert xs[0] < 0 < xs[1] < 1 and len(set(xs)) == 4
+    assert "95% CI" in ax.get_title()
+    numeric = _dimension_figure(k, [p], summary).axes[0]
+    assert [c.lines[0].get_linestyle() for c in numeric.containers] == ["-", "-"]
+
+
+def test_a_sweep_without_a_finished_trial_makes_no_plots(tmp_path):
+    from cnn_jax.sweep.plots import make_plots
+
+    manifest = {"dimensions": [{"name": "k", "keys": ["k"], "labels": ["k"],
+                                "values": [[9], [11]]}], "seeds": [0]}
+    rows = [{"group": f"k{k}", "k": k, "seeds": 1, "done": 0, "test_accuracy_mean": None,
+             "test_accuracy_std": None, "reason": "conv2 does not fit", "params": None,
+             "macs": None} for k in (9, 11)]
+    assert make_plots(manifest, rows, tmp_path / "plots") == []
+    assert not (tmp_path / "plots").exists()

@@ -1,17 +1,18 @@
 """The sweep's PNG plots, from the summary rows (one per configuration, mean ± std over the seeds
 that finished: `cnn_jax.sweep.results.aggregate`).
 
-- accuracy against each swept dimension, one line per combination of the other dimensions (or,
-  when there are more than `MAX_LINES`, one per value of the next dimension, averaged over the
-  rest);
+- accuracy against each swept dimension, one series per combination of the other dimensions
+  (or, when there are more than `MAX_LINES`, one per value of the next dimension, averaged over
+  the rest): a line over a numeric axis, points side by side (no line) over a categorical one
+  (pool type, padding); error bars are the 95% t interval over seeds (`stats.mean_ci`);
 - accuracy against parameters and against multiply-adds;
 - a heat map of mean accuracy for every pair of dimensions (averaged over the others).
 
 Every averaged value says what it averages over (seeds, other axes) and is the mean over the
 trials that finished. A point or cell whose trials did not all finish is marked (a hollow marker,
 a hatched cell) with "finished/total trials"; one without a finished trial reads "n/a" (or
-"invalid"), never a number. Figures are `matplotlib.figure.Figure`s rendered by Agg
-(`cnn_jax.plots.save_figure`), never pyplot.
+"invalid"), never a number. A sweep without any finished trial makes no plot. Figures are
+`matplotlib.figure.Figure`s rendered by Agg (`cnn_jax.plots.save_figure`), never pyplot.
 """
 
 from __future__ import annotations
@@ -144,6 +145,18 @@ def _missing(dim: Dimension, categories: Sequence[str], cells: Sequence[Cell]) -
     return f" ({'; '.join(parts)})" if parts else ""
 
 
+def _ci_error(rows: Sequence[dict[str, Any]]) -> tuple[float, float]:
+    """(below, above) the mean: the 95% CI of a point that is one configuration, else (0, 0)."""
+    if len(rows) != 1:
+        return 0.0, 0.0
+    row = rows[0]
+    mean, low, high = (row.get(k) for k in ("test_accuracy_mean", "test_accuracy_ci_low",
+                                            "test_accuracy_ci_high"))
+    if mean is None or low is None or high is None:
+        return 0.0, 0.0
+    return 100 * (mean - low), 100 * (high - mean)
+
+
 def _dimension_figure(dim: Dimension, others: list[Dimension], rows: list[dict], *,
                       seeds: int | None = None) -> Figure:
     """The figure of `plot_dimension` (tests read its title, lines and marks)."""
@@ -160,22 +173,26 @@ def _dimension_figure(dim: Dimension, others: list[Dimension], rows: list[dict],
     figure = Figure(figsize=(7.6, 4.6), layout="constrained")
     axes = figure.subplots()
     incomplete = False
-    for key, members in sorted(lines.items()):
+    series = sorted(lines.items())
+    width = 0.7 / max(len(series), 1)  # categorical: the series side by side in each category
+    for index, (key, members) in enumerate(series):
         points = []
+        shift = 0.0 if numeric else (index - (len(series) - 1) / 2) * width
         for category in categories:
             cell_rows = [r for r in members if _label(dim, r) == category]
             if not cell_rows:
                 continue
-            cell = cell_of(cell_rows)
-            std = cell_rows[0].get("test_accuracy_std") if len(cell_rows) == 1 else None
-            points.append((position[category], cell.mean, 100 * std if std else 0.0, cell,
-                           category))
+            points.append((position[category] + shift, cell_of(cell_rows), category,
+                           _ci_error(cell_rows)))
         if not points:
             continue
         name = ", ".join(f"{o.name}={v}" for o, v in zip(line_dims, key, strict=True))
-        x, y, err, cells, shown = zip(*points, strict=True)
-        name = (name or "mean ± std") + _missing(dim, shown, cells)
-        container = axes.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name)
+        x, cells, shown, errors = zip(*points, strict=True)
+        y = [cell.mean for cell in cells]
+        err = np.array(errors, dtype=float).T
+        name = (name or "mean, 95% CI") + _missing(dim, shown, cells)
+        container = axes.errorbar(x, y, yerr=err, marker="o", capsize=3, label=name,
+                                  linestyle="-" if numeric else "none")
         colour = container.lines[0].get_color()
         for xi, yi, cell in zip(x, y, cells, strict=True):
             incomplete |= not cell.complete
@@ -191,7 +208,7 @@ def _dimension_figure(dim: Dimension, others: list[Dimension], rows: list[dict],
     count = _seed_count(rows, seeds)
     title = [f"accuracy against {dim.name}",
              f"each point: mean {averaged_over(count, rest)}"
-             + (" (error bar: std over seeds)" if not marginal and count > 1 else "")]
+             + (" (error bar: 95% CI over seeds)" if not marginal and count > 1 else "")]
     if incomplete:
         title.append("hollow: not every trial finished (finished/total trials)")
     axes.set_title("\n".join(title), fontsize=9)
@@ -212,12 +229,12 @@ def plot_dimension(dim: Dimension, others: list[Dimension], rows: list[dict], pa
 def _cost_figure(rows: list[dict], key: str, label: str, *, seeds: int | None = None) -> Figure:
     figure = Figure(figsize=(7.2, 4.6), layout="constrained")
     axes = figure.subplots()
-    points = [(r[key], _accuracy(r), 100 * (r.get("test_accuracy_std") or 0.0), r["group"],
+    points = [(r[key], _accuracy(r), _ci_error([r]), r["group"],
                cell_of([r])) for r in rows if _accuracy(r) is not None and r.get(key)]
     incomplete = False
     if points:
         x, y, err, names, cells = zip(*points, strict=True)
-        container = axes.errorbar(x, y, yerr=err, fmt="o", capsize=3)
+        container = axes.errorbar(x, y, yerr=np.array(err, dtype=float).T, fmt="o", capsize=3)
         colour = container.lines[0].get_color()
         for xi, yi, cell in zip(x, y, cells, strict=True):
             incomplete |= not cell.complete
@@ -231,7 +248,8 @@ def _cost_figure(rows: list[dict], key: str, label: str, *, seeds: int | None = 
     axes.set_xlabel(label)
     axes.set_ylabel(ACCURACY_LABEL)
     title = [f"accuracy against {label}",
-             f"each point: one configuration, mean ± std {averaged_over(_seed_count(rows, seeds))}"]
+             f"each point: one configuration, mean and 95% CI "
+             f"{averaged_over(_seed_count(rows, seeds))}"]
     if incomplete:
         title.append("hollow: not every trial finished (finished/total trials)")
     axes.set_title("\n".join(title), fontsize=9)
@@ -303,6 +321,8 @@ def plot_heatmap(a: Dimension, b: Dimension, rows: list[dict], path: Path, *,
 
 def make_plots(manifest: dict[str, Any], summary: list[dict], folder: Path) -> list[tuple]:
     """Writes the PNGs into `folder`; returns [(title, path)]."""
+    if not any(_accuracy(row) is not None for row in summary):
+        return []  # nothing finished (e.g. every configuration impossible): no empty plots
     folder.mkdir(parents=True, exist_ok=True)
     dims = dimensions_of(manifest)
     seeds = len(manifest.get("seeds") or []) or None

@@ -35,6 +35,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, f
 
 ALPHA = 0.05
 POWER = 0.8
+MAX_SEEDS = 1024  # `seeds_needed` beyond this: None (no practical difference)
 WILCOXON_MIN = 6  # below 6 pairs the exact two-sided signed-rank p cannot fall under 0.05
 
 
@@ -61,7 +62,8 @@ def seeds_needed(differences: Sequence[float], alpha: float = ALPHA,
                  power: float = POWER) -> int | None:
     """Pairs (seeds) a paired t-test needs to detect the observed mean difference with `power`
     at level `alpha` (two-sided), with Cohen's d = mean/sd of `differences`
-    (`statsmodels.stats.power.TTestPower`); None when d cannot be estimated or is 0."""
+    (`statsmodels.stats.power.TTestPower`, solved for n with scipy's `brentq`); None when d
+    cannot be estimated, is 0, or needs more than `MAX_SEEDS`."""
     from statsmodels.stats.power import TTestPower
 
     data = np.asarray(differences, dtype=float)
@@ -72,11 +74,23 @@ def seeds_needed(differences: Sequence[float], alpha: float = ALPHA,
         return None
     effect = abs(float(data.mean())) / spread
     analysis = TTestPower()
-    if analysis.power(effect_size=effect, nobs=2, alpha=alpha) >= power:
+
+    def shortfall(nobs: float) -> float:
+        # scipy's noncentral t gives NaN where the noncentrality d·√n is large, i.e. where the
+        # power is 1 to machine precision
+        value = float(analysis.power(effect_size=effect, nobs=nobs, alpha=alpha))
+        return (1.0 if math.isnan(value) else value) - power
+
+    if shortfall(2) >= 0:
         return 2
-    n = analysis.solve_power(effect_size=effect, alpha=alpha, power=power,
-                             alternative="two-sided")
-    return max(2, math.ceil(float(n))) if math.isfinite(float(n)) else None
+    low, high = 2.0, 4.0
+    while shortfall(high) < 0:  # bracket the root, then solve
+        low, high = high, 2 * high
+        if high > MAX_SEEDS:
+            return None
+    from scipy.optimize import brentq
+
+    return math.ceil(brentq(shortfall, low, high))
 
 
 def paired(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
