@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import functools
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from cnn_jax.config import build_network, with_defaults
 from cnn_jax.data.registry import dataset_info
 from cnn_jax.errors import CnnJaxError, DataError, ShapeError
 from cnn_jax.network import Network, Params
-from cnn_jax.train.checkpoints import Checkpointer
+from cnn_jax.train.checkpoints import Checkpointer, read_error
 from cnn_jax.train.logs import read_jsonl
 from cnn_jax.train.state import create_state
 from cnn_jax.train.workdir import LOCK_NAME
@@ -138,18 +139,35 @@ def load_run(workdir: str | Path, *, checkpoint: str | int = "best") -> TrainedM
             if step not in steps:
                 raise RunError(f"{workdir} holds no checkpoint of step {step}; its checkpoints "
                                f"are at steps {', '.join(map(str, steps))}")
-            try:
-                state = checkpointer.restore(template, step)
-            except Exception as error:  # noqa: BLE001 - Orbax/TensorStore raise many kinds
-                reason = (str(error).strip().splitlines() or [""])[0][:200]
-                raise RunError(f"{checkpointer.directory / str(step)} cannot be read "
-                               f"({type(error).__name__}: {reason})") from None
+            step, state = _restore(checkpointer, template, step, steps,
+                                   fall_back=isinstance(wanted, str))
         finally:
             checkpointer.close()
     return TrainedModel(
         network=network, params=jax.device_put(state.params), config=config, step=int(step),
         image_shape=image_shape, num_classes=num_classes, pixel_scale=pixel_scale,
         workdir=workdir)
+
+
+def _restore(checkpointer: Checkpointer, template: Any, step: int, steps: list[int], *,
+             fall_back: bool) -> tuple[int, Any]:
+    """(step, state) of checkpoint `step`; if it cannot be read and `fall_back` (a "best" or
+    "latest" request), the newest other checkpoint that can, after a one-line warning on
+    stderr. Reads only: a corrupt folder is left where it is (a resumed run moves it aside)."""
+    try:
+        return step, checkpointer.restore(template, step)
+    except Exception as error:  # noqa: BLE001 - Orbax/TensorStore raise many kinds
+        failure = f"{checkpointer.directory / str(step)} cannot be read ({read_error(error)})"
+    if fall_back:
+        for other in sorted((s for s in steps if s != step), reverse=True):
+            try:
+                state = checkpointer.restore(template, other)
+            except Exception:  # noqa: BLE001, S112 - try the next older one
+                continue
+            print(f"warning: {failure}; using the newest intact checkpoint, step {other}",
+                  file=sys.stderr)
+            return other, state
+    raise RunError(failure)
 
 
 def read_config(workdir: str | Path) -> ml_collections.ConfigDict:

@@ -22,6 +22,7 @@ from conftest import (
 )
 from orbax.checkpoint._src.path import temporary_paths
 
+from cnn_jax.inference import load_run
 from cnn_jax.network import Network
 from cnn_jax.presets import course_3maps
 from cnn_jax.train import train_and_evaluate
@@ -63,10 +64,11 @@ def test_only_mid_epoch_checkpoints_mean_the_latest_is_the_best(tmp_path):
     checkpointer.close()
 
 
-def corrupt_newest(workdir) -> int:
-    """Truncates every data file of the newest checkpoint of a run; returns its step."""
-    step = max(int(path.name) for path in (workdir / "checkpoints").iterdir()
-               if path.name.isdigit())
+def corrupt_newest(workdir, step: int | None = None) -> int:
+    """Truncates every data file of the newest checkpoint of a run (or of `step`); returns its
+    step."""
+    step = step if step is not None else max(
+        int(path.name) for path in (workdir / "checkpoints").iterdir() if path.name.isdigit())
     files = [path for path in (workdir / "checkpoints" / str(step)).rglob("*")
              if path.is_file() and path.stat().st_size > 0 and "ocdbt" in str(path)]
     assert files
@@ -141,6 +143,7 @@ def test_opening_removes_a_killed_saves_temporary_folder_before_it_returns(tmp_p
 
 
 RESTORE_CORRUPT_FIVE_TIMES = """
+import os
 import sys
 sys.path.insert(0, "tests")
 from test_checkpoints import states
@@ -150,6 +153,7 @@ for attempt in range(5):
     step, _ = restore_newest_intact([checkpointer], [states(1)[0]])
     checkpointer.close()
     assert step == 2, step
+    os.rename(f"{sys.argv[1]}/checkpoints/corrupt-3", f"{sys.argv[1]}/checkpoints/3")  # again
 """
 
 
@@ -167,3 +171,39 @@ def test_a_corrupt_checkpoint_is_reported_in_one_line_without_orbaxs_leftover_tr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(lines) == 5 and all("cannot be read" in line for line in lines), done.stderr[-3000:]
+
+
+def test_resuming_moves_a_corrupt_checkpoint_aside_and_saves_the_retrained_step(tmp_path, capsys):
+    """Issue 21: 2 epochs (checkpoints at steps 40 and 80), step 80's files truncated, rerun with
+    3 epochs: it resumes from 40, and the corrupt folder must go to checkpoints/corrupt-80 so
+    that the retrained step 80 is saved (bitwise the state of the first run) and can be loaded."""
+    workdir = tmp_path / "run"
+    train_and_evaluate(tiny_config(checkpoint_keep=3), workdir)
+    step, original = checkpoint(workdir)
+    assert step == 80
+    corrupt_newest(workdir)
+    capsys.readouterr()
+    resumed = train_and_evaluate(tiny_config(checkpoint_keep=3, num_epochs=3), workdir)
+    out = capsys.readouterr()
+    assert resumed["status"] == "done" and "from step 40" in out.out
+    assert "checkpoints/80" in out.err and "corrupt-80" in out.err
+    assert (workdir / "checkpoints" / "corrupt-80").is_dir()
+    assert_trees_equal(checkpoint(workdir, 80)[1], original)
+    for request in ("best", "latest", 80):
+        load_run(workdir, checkpoint=request)
+
+
+def test_loading_a_corrupt_best_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    train_and_evaluate(tiny_config(checkpoint_keep=3), workdir)
+    best = load_run(workdir).step
+    corrupt_newest(workdir, best)
+    capsys.readouterr()
+    model = load_run(workdir)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    intact = max(step for step in (40, 80) if step != best)
+    assert model.step == intact
+    assert len(lines) == 1 and lines[0].startswith("warning:"), lines
+    assert f"checkpoints/{best}" in lines[0] and f"step {intact}" in lines[0]
+    with pytest.raises(Exception, match="cannot be read"):
+        load_run(workdir, checkpoint=best)  # a step asked for by number: no substitute

@@ -140,8 +140,26 @@ class Checkpointer:
         tree = self._manager.restore(step, args=ocp.args.StandardRestore(target))
         return flax.serialization.from_state_dict(template, tree)
 
+    def move_aside(self, step: int) -> Path:
+        """Renames the (unreadable) checkpoint of `step` to checkpoints/corrupt-<step>[-n] and
+        forgets it, so that the step can be saved again; returns the new folder."""
+        target = self.directory / f"corrupt-{step}"
+        number = 1
+        while target.exists():
+            number += 1
+            target = self.directory / f"corrupt-{step}-{number}"
+        (self.directory / str(step)).rename(target)
+        self._manager.reload()
+        return target
+
     def close(self) -> None:
         self._manager.close()
+
+
+def read_error(error: BaseException) -> str:
+    """One line about a failed restore: the exception type and the first line of its text."""
+    reason = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {reason}"
 
 
 def restore_newest_intact(checkpointers: Sequence[Checkpointer], templates: Sequence[TrainState]
@@ -149,7 +167,9 @@ def restore_newest_intact(checkpointers: Sequence[Checkpointer], templates: Sequ
     """(step, states) of the newest step of which every checkpointer holds a checkpoint that
     restores, shaped like `templates`; (None, templates) to start again when one of them holds
     no checkpoint at all, or when none of the common ones can be read (each unreadable one is
-    reported in one line). Raises `GroupError` when they hold checkpoints but none in common."""
+    reported in one line and moved aside, `Checkpointer.move_aside`, so that the step is saved
+    again when training reaches it). Raises `GroupError` when they hold checkpoints but none in
+    common."""
     held = [set(checkpointer.all_steps()) for checkpointer in checkpointers]
     if any(not steps for steps in held):
         return None, list(templates)
@@ -164,10 +184,10 @@ def restore_newest_intact(checkpointers: Sequence[Checkpointer], templates: Sequ
             try:
                 states.append(checkpointer.restore(template, step))
             except Exception as error:  # noqa: BLE001 - Orbax/TensorStore raise many kinds
-                reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+                moved = checkpointer.move_aside(step)
                 print(f"{checkpointer.directory / str(step)}: cannot be read "
-                      f"({type(error).__name__}: {reason}); trying an older checkpoint",
-                      file=sys.stderr)
+                      f"({read_error(error)}); moved to {moved.name}/, trying an older "
+                      f"checkpoint", file=sys.stderr)
                 break
         else:
             return step, states
