@@ -1,6 +1,6 @@
 """Where a result came from: package versions, the git commit (and whether the tree had
-uncommitted changes), the device and the command line. Written into every results.json and
-every sweep row."""
+uncommitted changes), the device, XLA's options and the command line. Written into every
+results.json and every sweep row."""
 
 from __future__ import annotations
 
@@ -45,12 +45,16 @@ def git_state(folder: Path = REPOSITORY) -> dict[str, Any] | None:
 
 
 def provenance(device: str | None = None) -> dict[str, Any]:
-    """The record of this process: versions, git state, device, command line, Python, host."""
+    """The record of this process: versions, git state, device, XLA_FLAGS, command line, Python,
+    host."""
     if device is None:
         from cnn_jax.train.devices import describe_devices
 
         device = describe_devices()
+    from cnn_jax.backend import effective_xla_flags
+
     return {"packages": package_versions(), "git": git_state(), "device": device,
+            "xla_flags": effective_xla_flags(),
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
             "python": platform.python_version(), "host": platform.node()}
 
@@ -62,4 +66,5 @@ def flat(record: dict[str, Any] | None) -> dict[str, Any]:
     packages = record.get("packages") or {}
     return {"git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
             "jax_version": packages.get("jax"), "device": record.get("device"),
+            "xla_flags": record.get("xla_flags"),
             "command": record.get("command")}

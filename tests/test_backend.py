@@ -88,3 +88,14 @@ def test_a_backend_created_first_is_reported_once():
     done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True,
                           text=True, timeout=120, check=True)
     assert done.stderr.count("backend was created before cnn_jax was imported") == 1
+
+
+def test_provenance_records_the_flags_in_effect():
+    from cnn_jax.provenance import flat, provenance
+
+    record = provenance(device="cpu")
+    assert record["xla_flags"] == os.environ.get("XLA_FLAGS", "")
+    assert flat(record)["xla_flags"] == record["xla_flags"]
+    if (backend._jaxlib_version() or "").startswith(backend.MEASURED_JAXLIB) and not os.environ.get(
+            backend.OPT_OUT):
+        assert f"--{OPTION}=" in record["xla_flags"].split()
