@@ -65,3 +65,35 @@ def test_a_signal_taken_by_an_inner_stop_handler_reaches_the_outer_one():
         with StopRequests():
             pass
         assert not outer.requested
+
+
+def architectures() -> list[list[dict]]:
+    """Two whole layer lists of the tiny sweep's network (k5 and k9 conv1), as a user writes
+    an architecture axis."""
+    import copy
+
+    from conftest import tiny_sweep
+
+    first = [dict(layer) for layer in tiny_sweep().base.model.layers]
+    second = copy.deepcopy(first)
+    second[0]["kernel"] = 9
+    return [first, second]
+
+
+def test_an_axis_of_whole_architectures_gets_short_stable_trial_ids(tmp_path):
+    """An axis over `model.layers` with full layer lists made ids of hundreds of characters
+    (OSError: File name too long); they must be short, distinct, and the same on every load."""
+    from conftest import sweep_of
+
+    from cnn_jax.sweep import run_sweep
+    from cnn_jax.sweep.grid import load_sweep
+
+    config = sweep_of([{"product": {"model.layers": architectures()}}], seeds=[0, 1])
+    ids = [trial.id for trial in load_sweep(config).trials()]
+    assert len(set(ids)) == 4 and all(len(i) <= 40 for i in ids), ids
+    assert ids == [trial.id for trial in load_sweep(
+        sweep_of([{"product": {"model.layers": architectures()}}], seeds=[0, 1])).trials()]
+    assert all(i.startswith("layers") for i in ids)
+    outcome = run_sweep(config, tmp_path, max_trials=0, report=False, echo=False)
+    assert outcome.counts() == {"pending": 4}
+    assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == sorted(ids)

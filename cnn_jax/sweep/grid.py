@@ -11,7 +11,9 @@ Keys are dotted config paths with list indices (`model.layers.0.kernel` or
 `model.layers[0].kernel`). Every key of a product group is one dimension of the grid; a zip group
 is one dimension whose keys change together. The first dimension varies slowest; seeds vary
 slowest of all, so a sweep cut short has already run every configuration once. A trial's id is
-built from its values, e.g. `k5-s1-pmax-seed0`, so it does not depend on the order of the grid.
+built from its values, e.g. `k5-s1-pmax-seed0`, so it does not depend on the order of the grid; a
+value too long for a folder name (a whole layer list) is named by a digest of its content, e.g.
+`layers_3f2a9c1b-seed0` (sweep.json keeps the values).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax.sweep.keys import SweepError, canonical_key, format_value, set_value, short_labels
+from cnn_jax.sweep.keys import (
+    SweepError,
+    canonical_key,
+    format_value,
+    is_digest,
+    set_value,
+    short_labels,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +148,7 @@ def trial_id(sweep: Sweep, values: dict[str, Any], seed: int | None) -> str:
     for dim in sweep.dimensions:
         for key, label in zip(dim.keys, dim.labels, strict=True):
             text = format_value(values[key])
-            separator = "_" if label[-1:].isdigit() else ""
+            separator = "_" if label[-1:].isdigit() or is_digest(values[key]) else ""
             parts.append(f"{label}{separator}{text}")
     if seed is not None:
         parts.append(f"seed{seed}")

@@ -136,14 +136,49 @@ def short_labels(keys: Sequence[str], overrides: dict[str, str] | None = None) -
     return labels
 
 
+LONGEST_VALUE = 40  # a value whose text is longer (e.g. a whole layer list) is named by digest
+
+
 def format_value(value: Any) -> str:
-    """A value as it appears in a trial id: 0.1 → '0.1', 'max' → 'max', (3, 5) → '3x5'."""
+    """A value as it appears in a trial id: 0.1 → '0.1', 'max' → 'max', (3, 5) → '3x5'; a value
+    that would read longer than `LONGEST_VALUE` characters (a whole architecture) → the first 8
+    hex digits of the SHA-256 of its canonical JSON (`digest`), the same in every process."""
+    text = _text(value)
+    return digest(value) if len(text) > LONGEST_VALUE else text
+
+
+def is_digest(value: Any) -> bool:
+    """True if `format_value` names `value` by its digest."""
+    return len(_text(value)) > LONGEST_VALUE
+
+
+def digest(value: Any) -> str:
+    """8 hex digits of the SHA-256 of `value` as canonical JSON (ConfigDicts as dicts, tuples as
+    lists, keys sorted)."""
+    import hashlib
+    import json
+
+    text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, ml_collections.ConfigDict):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
     if isinstance(value, bool):
         text = "T" if value else "F"
     elif isinstance(value, float):
         text = f"{value:g}"
     elif isinstance(value, list | tuple):
-        text = "x".join(format_value(v) for v in value)
+        text = "x".join(_text(v) for v in value)
     else:
         text = str(value)
     return re.sub(r"[^A-Za-z0-9.+_-]", "_", text)
