@@ -58,7 +58,9 @@ def base_config() -> ml_collections.ConfigDict:
     config.loss = "cross_entropy"
     config.optimizer = "sgd"
     config.learning_rate = 0.1
-    config.momentum = 0.9
+    config.momentum = 0.9  # optimizer 'momentum'
+    config.adam_b1 = 0.9  # optimizer 'adam': decay rates of its first and second moments
+    config.adam_b2 = 0.999
     config.schedule = "constant"
     config.l2 = 0.0  # λ, with Nielsen's scaling ½·λ·Σw² / number of training batches
     config.batch_size = 10
@@ -237,7 +239,8 @@ def validate_config(
                          ("strategy", formulations.STRATEGIES), ("model.init", KERNEL_SCHEMES)):
         _check_choice(config, key, choices)
     _check_range(config, "learning_rate", 0, low_open=True)
-    _check_range(config, "momentum", 0, 1)
+    for key in ("momentum", "adam_b1", "adam_b2"):
+        _check_range(config, key, 0, 1)
     _check_range(config, "l2", 0)
     for key in ("batch_size", "num_epochs", "eval_batch_size", "log_every_steps",
                 "nan_check_every", "checkpoint_keep"):

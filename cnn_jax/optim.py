@@ -17,10 +17,14 @@ import optax
 OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "sgd": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.0),
     "momentum": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.0),
-    "adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=0.0),
+    "adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=0.0, b1=0.9, b2=0.999),
 }
-# Optimizers whose momentum comes from config.momentum.
-WITH_MOMENTUM = ("momentum",)
+# optimizer → {its injected hyper-parameter: the config key that sets it}; the learning rate is
+# set at every step from config.learning_rate and the schedule.
+CONFIG_HYPERPARAMS: dict[str, dict[str, str]] = {
+    "momentum": {"momentum": "momentum"},
+    "adam": {"b1": "adam_b1", "b2": "adam_b2"},
+}
 
 WARMUP = 0.1  # the fraction of training that warmup_cosine spends warming up
 

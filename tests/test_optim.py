@@ -43,3 +43,29 @@ def test_every_optimizer_injects_its_learning_rate():
     with pytest.raises(ValueError, match="unknown optimizer"):
         make_optimizer("rmsprop")
     del jax
+
+
+def test_adam_betas_come_from_the_config_and_match_optax():
+    import jax
+    import optax
+
+    from cnn_jax.config import base_config
+    from cnn_jax.network import Network
+    from cnn_jax.train.state import create_state
+
+    config = base_config()
+    config.optimizer, config.adam_b1, config.adam_b2 = "adam", 0.7, 0.9
+    network = Network.from_layers([{"type": "dense", "features": 3, "activation": "identity"}])
+    state = create_state(network, config, (2, 2, 1), steps_per_epoch=1)
+    hyper = state.opt_state.hyperparams
+    assert float(hyper["b1"]) == pytest.approx(0.7) and float(hyper["b2"]) == pytest.approx(0.9)
+    opt_state = state.opt_state._replace(hyperparams={**hyper, "learning_rate": jnp.float32(0.01)})
+    reference = optax.adam(0.01, b1=0.7, b2=0.9)
+    reference_state = reference.init(state.params)
+    for scale in (1.0, 3.0):  # the second update depends on the betas (the first does not)
+        grads = jax.tree_util.tree_map(lambda p, s=scale: s * jnp.ones_like(p), state.params)
+        ours, opt_state = make_optimizer("adam").update(grads, opt_state, state.params)
+        theirs, reference_state = reference.update(grads, reference_state, state.params)
+    for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs),
+                    strict=True):
+        assert jnp.allclose(a, b)

@@ -141,6 +141,7 @@ def worker_spec(participant: Participant, seed: int, settings: Settings) -> dict
             "initial_params": initial_params(config),
             "optimizer": config.optimizer,
             "momentum": config.momentum if config.optimizer == "momentum" else 0.0,
+            "betas": [config.adam_b1, config.adam_b2],
             "weight_decay": config.l2 / steps_per_epoch, "batch_size": config.batch_size,
             "epochs": config.num_epochs, "learning_rates": [float(r) for r in rates],
             "rate_per_epoch": False, "normalize": False}

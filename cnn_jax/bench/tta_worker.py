@@ -186,7 +186,7 @@ def run_torch(spec: dict[str, Any]) -> None:
     if spec["optimizer"] == "adadelta":
         optimizer = torch.optim.Adadelta(groups, lr=1.0)
     elif spec["optimizer"] == "adam":
-        optimizer = torch.optim.Adam(groups, lr=1.0)
+        optimizer = torch.optim.Adam(groups, lr=1.0, betas=tuple(spec["betas"]))
     else:
         optimizer = torch.optim.SGD(groups, lr=1.0, momentum=spec["momentum"])
     rates = spec["learning_rates"]  # per step, or per epoch (StepLR) when there is one a epoch

@@ -59,7 +59,7 @@ from cnn_jax.train.results import epoch_records, finished_results
 from cnn_jax.train.state import create_state
 from cnn_jax.train.workdir import WorkdirLock, check_workdir, prepare_workdir, workdir_failure
 
-VALUE_KEYS = ("learning_rate", "l2", "momentum", "seed")
+VALUE_KEYS = ("learning_rate", "l2", "momentum", "adam_b1", "adam_b2", "seed")
 
 
 def train_and_evaluate(

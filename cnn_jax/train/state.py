@@ -1,6 +1,7 @@
 """The training state: a pytree of arrays only, so that one compiled step serves every trial.
 
-Values that sweeps change without changing shapes — learning rate, momentum, λ, the seed — are
+Values that sweeps change without changing shapes — learning rate, momentum, Adam's β, λ, the
+seed — are
 arrays in the state (`hyper`, `rng`), not constants baked into the compiled program.
 """
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from cnn_jax.network import Network, Params
-from cnn_jax.optim import WITH_MOMENTUM, make_optimizer
+from cnn_jax.optim import CONFIG_HYPERPARAMS, make_optimizer
 
 
 @flax.struct.dataclass
@@ -53,8 +54,8 @@ def create_state(
     params = init_params(network, init_key, tuple(input_shape))
     optimizer = make_optimizer(config.optimizer)
     opt_state = optimizer.init(params)
-    if config.optimizer in WITH_MOMENTUM:
-        opt_state.hyperparams["momentum"] = jnp.asarray(config.momentum, jnp.float32)
+    for name, key in CONFIG_HYPERPARAMS.get(config.optimizer, {}).items():
+        opt_state.hyperparams[name] = jnp.asarray(config[key], jnp.float32)
     hyper = {
         "learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
         "l2": jnp.asarray(l2_strength(config, steps_per_epoch), jnp.float32),
