@@ -8,6 +8,12 @@
     python -m experiments.sweep --config=configs/sweeps/full_product.py \
         --workdir=/shared/sweeps/full --executor=ray --ray_address=auto --gpus_per_trial=0.25
 
+A sweep config with a `search` section (configs/sweeps/tiny_search.py, course_study.py) is an
+Optuna search with early stopping instead of a grid (cnn_jax/sweep/search.py); it runs in this
+process, and --promote=t0004,t0007 trains trials the pruner stopped on to the full epochs:
+
+    python -m experiments.sweep --config=configs/sweeps/course_study.py --workdir=sweeps/study
+
 Every trial's size relations go to the log and workdir/shapes.md before anything trains;
 impossible trials are recorded as invalid. Results: workdir/results.csv, results.jsonl,
 summary.csv, report.md (see cnn_jax/sweep). Exit codes: 0 finished (invalid, diverged or failed
@@ -41,6 +47,8 @@ WORKING_DIR = flags.DEFINE_string(
 CACHE = flags.DEFINE_string(
     "compilation_cache", None, "JAX persistent compilation cache (default: workdir/jax_cache).")
 REPORT = flags.DEFINE_bool("report", True, "Build report.md and the plots at the end.")
+PROMOTE = flags.DEFINE_list(
+    "promote", [], "Search sweeps: pruned trials (e.g. t0004) to train to the full epochs.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -48,6 +56,10 @@ def main(argv: list[str]) -> None:
     del argv
     from cnn_jax.sweep import SweepError, run_sweep
 
+    if "search" in CONFIG.value:
+        _search()
+    if PROMOTE.value:
+        cli.fail("--promote is for sweep configs with a `search` section")
     options = {}
     if EXECUTOR.value == "ray":
         options = {"cpus_per_trial": CPUS.value, "gpus_per_trial": GPUS.value,
@@ -57,6 +69,22 @@ def main(argv: list[str]) -> None:
                             ray_address=RAY_ADDRESS.value, max_trials=MAX_TRIALS.value,
                             report=REPORT.value, compilation_cache=CACHE.value,
                             vmap_models=VMAP_MODELS.value, **options)
+    except SweepError as error:
+        cli.fail(str(error))
+    sys.exit(130 if outcome.interrupted else 0)
+
+
+def _search() -> None:
+    from cnn_jax.sweep import SweepError
+    from cnn_jax.sweep.search import run_search
+
+    if EXECUTOR.value not in ("auto", "local"):
+        cli.fail(f"a search runs its trials in this process, one after another: "
+                 f"--executor={EXECUTOR.value} is for grids (use --executor=local)")
+    try:
+        outcome = run_search(CONFIG.value, WORKDIR.value, max_trials=MAX_TRIALS.value,
+                             report=REPORT.value, compilation_cache=CACHE.value,
+                             promote=tuple(PROMOTE.value))
     except SweepError as error:
         cli.fail(str(error))
     sys.exit(130 if outcome.interrupted else 0)

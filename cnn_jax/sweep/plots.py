@@ -335,7 +335,8 @@ def make_plots(manifest: dict[str, Any], summary: list[dict], folder: Path) -> l
         path = folder / f"accuracy_vs_{key}.png"
         plot_cost(summary, key, label, path, seeds=seeds)
         made.append((f"Accuracy against {label}", path))
-    for a, b in list(itertools.combinations(dims, 2))[:MAX_HEATMAPS]:
+    pairs = [] if manifest.get("kind") == "search" else list(itertools.combinations(dims, 2))
+    for a, b in pairs[:MAX_HEATMAPS]:  # a search's drawn values make no grid
         path = folder / f"heatmap_{_filename(a.name)}_{_filename(b.name)}.png"
         others = [d for d in dims if d is not a and d is not b]
         plot_heatmap(a, b, summary, path, others=others, seeds=seeds)

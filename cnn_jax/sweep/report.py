@@ -50,7 +50,7 @@ def _label_of(manifest: dict[str, Any]) -> dict[str, str]:
 
 
 def _ci(low: float | None, high: float | None, scale: float = 100.0) -> str:
-    if low is None or high is None:
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "—"
     return f"{scale * low:.2f} … {scale * high:.2f}"
 
@@ -218,6 +218,14 @@ def architectures_section(workdir: Path, rows: list[dict[str, Any]]) -> str:
     return "\n".join(blocks) or "No valid architecture."
 
 
+def _search_part(workdir: Path, manifest: dict[str, Any]) -> list[str]:
+    if manifest.get("kind") != "search":
+        return []
+    from cnn_jax.sweep.search import search_section
+
+    return ["## Search", "", search_section(workdir, manifest), ""]
+
+
 def build_report(workdir: str | Path) -> Path:
     """Rewrites results.csv/.jsonl, summary.csv, plots/, tensorboard/ and report.md."""
     workdir = Path(workdir)
@@ -243,7 +251,9 @@ def build_report(workdir: str | Path) -> Path:
         "results.jsonl, summary.csv, shapes.md, sweep.log; TensorBoard HParams: "
         f"`tensorboard --logdir {workdir / 'tensorboard'}`.", "",
         "## Configurations, best first", "", configurations_table(manifest, summary), "",
-        "## Statistics", "", statistics_section(manifest, rows), "",
+        *_search_part(workdir, manifest),
+        "## Statistics", "", statistics_section(manifest, rows,
+                                                grid=manifest.get("kind") != "search"), "",
         "## Impossible configurations", "", invalid_table(summary), "",
         "## Plots", "", *[f"![{title}](plots/{path.name})\n" for title, path in plots],
         "## All trials", "", trials_table(rows), "",

@@ -47,7 +47,7 @@ def trial_row(workdir: Path, entry: dict[str, Any], keys: list[str]) -> dict[str
     directory = trialdir.trial_dir(workdir, entry["id"])
     info = read_json(directory / "trial.json", {})
     status_record = read_json(directory / "status.json", {}) or {}
-    status = status_record.get("status", "pending")
+    status = trialdir.status_of(directory, status_record)  # 'dead': running, process gone
     row: dict[str, Any] = {"trial": entry["id"], "group": entry["group"], "seed": entry["seed"],
                            "status": status}
     row.update({key: entry["values"].get(key) for key in keys})
@@ -56,7 +56,7 @@ def trial_row(workdir: Path, entry: dict[str, Any], keys: list[str]) -> dict[str
     row.update(params=info.get("params"), macs=info.get("macs"),
                receptive_field=info.get("receptive_field"), architecture=info.get("architecture"))
     results = read_json(directory / "results.json", {}) or {}
-    if status not in ("done", "diverged", "interrupted"):
+    if status not in ("done", "diverged", "interrupted", "pruned"):
         results = {}
     row["test_accuracy"] = results.get("test_accuracy_at_best_val")
     row.update({m: results.get(m) for m in METRICS if m != "test_accuracy"})
@@ -65,6 +65,8 @@ def trial_row(workdir: Path, entry: dict[str, Any], keys: list[str]) -> dict[str
     row["compiles"] = next((r["compiles"] for r in reversed(runs) if "compiles" in r), None)
     row["attempts"] = len(runs)
     row["reason"] = status_record.get("reason") or info.get("reason")
+    if status == trialdir.DEAD:
+        row["reason"] = trialdir.dead_reason(directory)
     return row
 
 
