@@ -70,7 +70,7 @@ def base_config() -> ml_collections.ConfigDict:
     # How the steps are computed (cnn_jax.formulations): same numbers, other programs.
     config.strategy = "auto"  # 'step': jitted step per batch; 'scan': steps fused in lax.scan
     config.formulation = ml_collections.ConfigDict()
-    config.formulation.conv = "auto"  # 'lax', 'offsets', 'im2col'
+    config.formulation.conv = "auto"  # 'lax', 'offsets', 'canonical', 'im2col'
     config.formulation.pool = "auto"  # 'lax', 'reshape'
     config.formulation.microbatches = 0  # 0 → auto; else parts of a training step's batch
 

@@ -1,35 +1,37 @@
 """Faster formulations of the same functions, and the one rule that picks them.
 
 The layers (`cnn_jax.layers`) compute the course's mathematics with `lax.conv_general_dilated`
-and `lax.reduce_window`. XLA:CPU runs a few of those shapes slowly, so training on a CPU swaps in
-other programs for the *same* functions (same values, same gradients up to float rounding):
+and `lax.reduce_window`. XLA:CPU runs a few of those programs slowly, so training on a CPU swaps
+in other programs for the *same* functions (same values, same gradients up to float rounding).
+Where each wins was measured with `python -m experiments.formulation_grid` for every network
+that ships, at batches 10 to 1024 (BENCHMARKS.md, "Formulations"):
 
+* **reshape pooling** (`pool2d_reshape`): non-overlapping, unpadded max/avg pooling as a reshape
+  and a reduction. Its gradient is an elementwise select instead of XLA's `select_and_scatter`.
+  Wins for every network and batch with such a pool; 'auto' uses it on CPU.
 * **offsets convolution** (`conv2d_offsets`): a layer with one input channel and at most
   `OFFSETS_MAX_MAPS` maps as the course's sum over kernel offsets,
   z = b + Σ_l Σ_m w_{l,m} · a_{j·s+l·d, k·s+m·d}, one broadcast multiply per offset, which XLA
-  fuses into one pass. Wins in CPU training steps: the course's 1 → 3 maps layer on 128 images
-  takes 0.11 ms instead of XLA:CPU's 2.7 ms. Loses with more maps or input channels (Nielsen's
-  20 → 40 maps: 0.37× at batch 128) and in evaluation chunks of 1,000 images (35k → 23k img/s),
-  so 'auto' uses it in CPU training only, and only for layers in that regime.
-* **reshape pooling** (`pool2d_reshape`): non-overlapping, unpadded max/avg pooling as a reshape
-  and a reduction. Its gradient is an elementwise select instead of XLA's `select_and_scatter`,
-  the slowest op of a CPU step: ≈ 2× less CPU time per image at batch 128. Within a window of
-  equal maxima the gradient is shared instead of going to the first. 'auto' uses it on CPU.
+  fuses into one pass. Wins in CPU training steps of such layers (the course's 1 → 3 maps net);
+  loses with more maps (LeNet-5's 6) and in evaluation, so 'auto' uses it there only.
 * **micro-batched gradients** (`Formulation.microbatches`, computed in `cnn_jax.train.steps`):
-  the batch's gradient as the mean over independent micro-batches, which XLA:CPU runs
-  concurrently on the cores (one batch keeps ≈ 1.3 of 2 cores busy): Nielsen's net at batch 128
-  4,102 → 6,922 img/s with 8 parts. Loses where dense layers do half or more of the
-  multiply-adds (FC1000 net: 3,462 → 2,675 img/s at 128), so 'auto' keeps one batch there.
-* **im2col convolution** (`conv2d_im2col`): the kh·kw shifted views as one matrix product.
-  ≈ 1.25× at batch 10 with one batch per step, but loses to XLA's convolution once micro-batches
-  keep both cores busy; never picked by 'auto', available as `formulation.conv='im2col'`.
+  the batch's gradient as the mean over independent micro-batches that XLA:CPU runs
+  concurrently. Two parts win from a batch of `MICROBATCH_MIN_BATCH` up; smaller batches, more
+  parts, and networks whose dense layers do half or more of the multiply-adds lose.
+* **canonical-gradient convolution** (`conv2d_canonical`): the gradient convolutions in the
+  forward pass's own NHWC × HWIO layout. Inside a `lax.scan` body XLA:CPU runs JAX's own
+  gradient convolutions as an unoptimised loop; these it runs at full speed, which is what
+  makes scan-fused steps worth having on CPU (see `pick_strategy`).
+* **im2col convolution** (`conv2d_im2col`): the kh·kw shifted views as one matrix product. Won
+  only for small first layers at batch 10 (LeNet-5, Nielsen's single conv-pool net) and not in
+  every run; never picked by 'auto', available as `formulation.conv='im2col'`.
 
-* **one jitted step per call vs `lax.scan`-fused chunks** (`pick_strategy`): on XLA:CPU a scan
-  over steps runs ≈ 7× slower than a Python loop of jitted steps (jax issue 12868), so 'auto' is
-  'step' there; on GPU/TPU the fused chunk removes the per-step dispatch ('scan').
+* **one jitted step per call vs `lax.scan`-fused chunks** (`pick_strategy`): on GPU/TPU the
+  fused chunk removes the per-step dispatch ('scan'); on CPU it pays for batches under
+  `MICROBATCH_MIN_BATCH`, with the canonical-gradient convolution.
 
-On GPU/TPU 'auto' is the layers' own formulation with one batch per step. Measurements:
-BENCHMARKS.md. `choose` is the only place that decides; the training steps pass its result to
+On GPU/TPU 'auto' is the layers' own formulation with one batch per step. `choose` is the only
+place that decides; the training steps pass its result to
 `Network.apply(..., formulation=...)`.
 """
 
@@ -49,7 +51,8 @@ from cnn_jax.layers.pooling import pool2d
 from cnn_jax.shapes import AxisGeometry, image_shape, kernel_geometry, pool_geometry
 
 OFFSETS_MAX_MAPS = 4
-MAX_MICROBATCHES = 8  # 16 runs ≈ 7% faster at batch 1024 but compiles in 2.2 s instead of 1.3
+MICROBATCH_MIN_BATCH = 128  # smaller batches: one part
+MICROBATCH_PARTS = 2
 DENSE_SHARE_LIMIT = 0.5
 
 Pairs = tuple[tuple[int, int], tuple[int, int]]
@@ -156,6 +159,59 @@ def _sum_over_offsets_jvp(stride, padding, dilation, primals, tangents):
     return _sum_over_offsets(x, kernel, stride, padding, dilation), tangent
 
 
+def canonical_applies(stride: Sequence[int], dilation: Sequence[int]) -> bool:
+    """Whether `conv2d_canonical` computes its own gradients for this geometry (else `conv2d`)."""
+    return tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+
+
+def conv2d_canonical(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
+                     stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
+                     dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+    """`conv2d` whose gradients are convolutions in the forward pass's own layout.
+
+    JAX differentiates a convolution into convolutions with swapped dimension labels
+    (`b01f_01oi`, `f01b_i01o`). XLA:CPU rewrites those into its fast layout only in a
+    program's entry computation; inside a `lax.scan` body it runs them as an unoptimised loop.
+    Here, for stride 1 and no dilation (padding applied beforehand), the input gradient is the
+    full correlation of the output gradient with the flipped kernel, in/out swapped, and the
+    kernel gradient correlates the input's channels (as the batch) with the output gradient
+    (the batch as input features): every convolution is NHWC × HWIO → NHWC. Other geometry:
+    `conv2d`.
+    """
+    rows, cols = kernel_geometry("conv2d_canonical", "conv", x.shape, kernel.shape, stride,
+                                 padding, dilation)
+    stride, padding, dilation = _window_args(rows, cols)
+    if not canonical_applies(stride, dilation):
+        return conv2d(x, kernel, bias, stride=stride, padding=padding, dilation=dilation)
+    return _valid_conv(jnp.pad(x, ((0, 0), *padding, (0, 0))), kernel) + bias
+
+
+def _nhwc_conv(x: jax.Array, kernel: jax.Array, padding: Pairs = ((0, 0), (0, 0))) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@jax.custom_vjp
+def _valid_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return _nhwc_conv(x, kernel)
+
+
+def _valid_conv_forward(x, kernel):
+    return _nhwc_conv(x, kernel), (x, kernel)
+
+
+def _valid_conv_backward(residuals, grad_y):
+    x, kernel = residuals
+    kh, kw = kernel.shape[:2]
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)  # (kh, kw, maps, in_channels)
+    grad_x = _nhwc_conv(grad_y, flipped, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+    grad_kernel = _nhwc_conv(x.transpose(3, 1, 2, 0), grad_y.transpose(1, 2, 0, 3))
+    return grad_x, grad_kernel.transpose(1, 2, 0, 3)
+
+
+_valid_conv.defvjp(_valid_conv_forward, _valid_conv_backward)
+
+
 # -- pooling ----------------------------------------------------------------------------------
 def reshape_applies(kind: str, window: Sequence[int], stride: Sequence[int],
                     padding: Pairs) -> bool:
@@ -183,16 +239,25 @@ def pool2d_reshape(x: jax.Array, kind: str, window: tuple[int, int], stride: tup
 STRATEGIES = ("auto", "step", "scan")
 
 
-def pick_strategy(strategy: str, backend: str) -> str:
-    """'auto' → 'step' (a jitted step per batch) on CPU, 'scan' (fused steps) elsewhere."""
+def pick_strategy(strategy: str, backend: str, *, batch_size: int = MICROBATCH_MIN_BATCH,
+                  plans: Sequence[LayerPlan] = ()) -> str:
+    """'auto' → 'scan' (steps fused by `lax.scan`) on GPU/TPU; on CPU 'scan' for batches under
+    `MICROBATCH_MIN_BATCH` (where one step is short enough for its dispatch to count) unless a
+    layer takes the offsets form (whose gradient is XLA's own: slow inside a scan), else 'step'
+    (one jitted step per batch)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     if strategy != "auto":
         return strategy
-    return "step" if backend == "cpu" else "scan"
+    if backend != "cpu":
+        return "scan"
+    offsets = any(p.kind == "conv" and offsets_apply(p.input_shape[-1], p.output_shape[-1])
+                  for p in plans)
+    return "scan" if batch_size < MICROBATCH_MIN_BATCH and not offsets else "step"
 
 
-CONV = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col}
+CONV = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col,
+        "canonical": conv2d_canonical}
 POOL = {"lax": pool2d, "reshape": pool2d_reshape}
 
 
@@ -228,18 +293,17 @@ def dense_share(plans: Sequence[LayerPlan]) -> float:
 
 
 def auto_microbatches(batch_size: int, plans: Sequence[LayerPlan]) -> int:
-    """The most equal parts (≤ `MAX_MICROBATCHES`) that keep micro-batches of at least
-    min(16, batch/2) examples (10 → 2×5, 128 → 8×16, 1024 → 8×128); one batch where dense layers
-    do `DENSE_SHARE_LIMIT` or more of the multiply-adds."""
-    if dense_share(plans) >= DENSE_SHARE_LIMIT:
+    """`MICROBATCH_PARTS` equal parts from a batch of `MICROBATCH_MIN_BATCH` examples up (128 →
+    2×64, 1024 → 2×512), one batch below it and where dense layers do `DENSE_SHARE_LIMIT` or
+    more of the multiply-adds."""
+    if dense_share(plans) >= DENSE_SHARE_LIMIT or batch_size < MICROBATCH_MIN_BATCH:
         return 1
-    smallest = max(min(16, batch_size // 2), 1)
-    return max(d for d in range(1, MAX_MICROBATCHES + 1)
-               if batch_size % d == 0 and batch_size // d >= smallest)
+    return MICROBATCH_PARTS if batch_size % MICROBATCH_PARTS == 0 else 1
 
 
 def choose(conv: str, pool: str, microbatches: int, *, plans: Sequence[LayerPlan],
-           batch_size: int, backend: str, training: bool, devices: int = 1) -> Formulation:
+           batch_size: int, backend: str, training: bool, devices: int = 1,
+           scan: bool = False) -> Formulation:
     """The formulation of a training step (`training`) or an evaluation chunk.
 
     Args:
@@ -247,22 +311,33 @@ def choose(conv: str, pool: str, microbatches: int, *, plans: Sequence[LayerPlan
       microbatches: 0 (auto) or the number of parts of a training step's batch.
       plans: the network's layer plans. batch_size: examples per step (per evaluation chunk).
       backend: JAX's backend ('cpu', 'gpu', 'tpu'). devices: devices the batch is sharded over.
-    'auto' on CPU: offsets convolution where a layer allows it (training only), reshape pooling
-    where a layer allows it, `auto_microbatches` on one device; elsewhere the layers' own forms
-    and one batch. An explicit choice that no layer of the network can take is a `ConfigError`.
+      scan: the training steps are fused by `lax.scan` (`pick_strategy`).
+    'auto' on CPU: in training, offsets convolution where a layer allows it, else the canonical
+    gradients when steps are scanned; reshape pooling where a layer allows it;
+    `auto_microbatches` on one device. Elsewhere the layers' own forms and one batch. An explicit
+    choice that no layer of the network can take is a `ConfigError`.
     """
     cpu = backend == "cpu"
     offsets_layers = [p.name for p in plans if p.kind == "conv"
                       and offsets_apply(p.input_shape[-1], p.output_shape[-1])]
     reshape_layers = [p.name for p in plans if p.kind == "pool" and p.geometry is not None
                       and reshape_applies(p.pool_type, _window(p), _stride(p), _pads(p))]
+    canonical_layers = [p.name for p in plans if p.kind == "conv"
+                        and canonical_applies(_stride(p), _dilation(p))]
     if conv == "auto":
-        conv = "offsets" if cpu and training and offsets_layers else "lax"
+        conv = "lax"
+        if cpu and training and offsets_layers:
+            conv = "offsets"
+        elif cpu and training and scan and canonical_layers:
+            conv = "canonical"
     elif conv not in CONV:
         raise ConfigError("formulation.conv", conv, f"'auto' or one of {list(CONV)}")
     elif conv == "offsets" and not offsets_layers:
         raise ConfigError("formulation.conv", conv, "a network with a conv layer of one input "
                           f"channel and at most {OFFSETS_MAX_MAPS} maps (this one has none)")
+    elif conv == "canonical" and not canonical_layers:
+        raise ConfigError("formulation.conv", conv, "a network with a conv layer of stride 1 "
+                          "and dilation 1 (this one has none)")
     if pool == "auto":
         pool = "reshape" if cpu and reshape_layers else "lax"
     elif pool not in POOL:
@@ -288,6 +363,10 @@ def _window(plan: LayerPlan) -> tuple[int, int]:
 
 def _stride(plan: LayerPlan) -> tuple[int, int]:
     return plan.geometry[0].stride, plan.geometry[1].stride
+
+
+def _dilation(plan: LayerPlan) -> tuple[int, int]:
+    return plan.geometry[0].dilation, plan.geometry[1].dilation
 
 
 def _pads(plan: LayerPlan) -> Pairs:

@@ -89,6 +89,13 @@ def lenet5(classes: int = 10) -> list[LayerDict]:
     ]
 
 
+def mnist_fast(classes: int = 10) -> list[LayerDict]:
+    """configs/mnist_fast.py's network: CP(24, 5×5) → CP(32, 3×3) → FC256 (ReLU); 215,194
+    parameters."""
+    return [conv(24, 5), pool("max", 2), conv(32, 3), pool("max", 2), dense(256),
+            logits(classes)]
+
+
 PRESETS: dict[str, Callable[..., list[LayerDict]]] = {
     "course_3maps": course_3maps,
     "nielsen_fc100": nielsen_fc100,
@@ -98,6 +105,7 @@ PRESETS: dict[str, Callable[..., list[LayerDict]]] = {
     "nielsen_cp2_fc100x2": nielsen_cp2_fc100x2,
     "nielsen_cp2_fc1000_dropout": nielsen_cp2_fc1000_dropout,
     "lenet5": lenet5,
+    "mnist_fast": mnist_fast,
 }
 
 

@@ -6,6 +6,7 @@ picks what it documents."""
 from __future__ import annotations
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,13 @@ import pytest
 
 from cnn_jax import formulations
 from cnn_jax.config import ConfigError, base_config
-from cnn_jax.formulations import Formulation, conv2d_im2col, conv2d_offsets, pool2d_reshape
+from cnn_jax.formulations import (
+    Formulation,
+    conv2d_canonical,
+    conv2d_im2col,
+    conv2d_offsets,
+    pool2d_reshape,
+)
 from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, pool2d
 from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import cross_entropy, l2_penalty
@@ -26,7 +33,7 @@ from cnn_jax.train import steps
 from cnn_jax.train.state import create_state
 
 IMPLS = [("lax", "lax"), ("im2col", "reshape"), ("lax", "reshape"), ("im2col", "lax"),
-         ("offsets", "reshape")]
+         ("offsets", "reshape"), ("canonical", "reshape")]
 
 
 def tiny_network() -> Network:
@@ -46,7 +53,7 @@ def state_for(network, shape, batch, steps_per_epoch, lr=0.1, optimizer="sgd"):
     return create_state(network, config, shape, steps_per_epoch)
 
 
-@pytest.mark.parametrize("formulation", [conv2d_im2col, conv2d_offsets])
+@pytest.mark.parametrize("formulation", [conv2d_im2col, conv2d_offsets, conv2d_canonical])
 @pytest.mark.parametrize("kernel,stride,padding,dilation,channels", [
     (5, 1, "VALID", 1, 1), (3, 2, "SAME", 1, 3), (3, 1, 1, 2, 2), ((2, 3), (2, 1), "VALID", 1, 4),
     (3, 2, "SAME", 1, 1), (3, 1, 1, 2, 1), ((2, 3), (2, 1), (1, 2), 1, 1),
@@ -183,8 +190,8 @@ def test_choose_auto_per_backend_and_mode():
         return formulations.choose("auto", "auto", 0, plans=plans(name), batch_size=batch,
                                    backend=backend, training=training)
 
-    assert chosen("cpu", True) == Formulation("offsets", "reshape", 2)
-    assert chosen("cpu", True, 128) == Formulation("offsets", "reshape", 8)
+    assert chosen("cpu", True) == Formulation("offsets", "reshape", 1)
+    assert chosen("cpu", True, 128) == Formulation("offsets", "reshape", 2)
     assert chosen("cpu", False, 1000) == Formulation("lax", "reshape", 1)
     assert chosen("gpu", True) == Formulation("lax", "lax", 1)
     # Nielsen's conv1 has 20 maps: outside the offsets regime, so 'auto' keeps lax there
@@ -193,12 +200,48 @@ def test_choose_auto_per_backend_and_mode():
                                training=True) == Formulation("lax", "lax", 1)
 
 
+def test_scan_on_cpu_for_small_batches_with_canonical_gradients():
+    nielsen, course = plans(), plans("course_3maps")
+    assert formulations.pick_strategy("auto", "cpu", batch_size=10, plans=nielsen) == "scan"
+    assert formulations.pick_strategy("auto", "cpu", batch_size=128, plans=nielsen) == "step"
+    # the offsets form's gradient is XLA's own convolution: kept out of a scan
+    assert formulations.pick_strategy("auto", "cpu", batch_size=10, plans=course) == "step"
+    assert formulations.pick_strategy("auto", "gpu", batch_size=128, plans=nielsen) == "scan"
+    assert formulations.pick_strategy("step", "cpu", batch_size=10, plans=nielsen) == "step"
+    scanned = formulations.choose("auto", "auto", 0, plans=nielsen, batch_size=10,
+                                  backend="cpu", training=True, scan=True)
+    assert scanned == Formulation("canonical", "reshape", 1)
+    assert formulations.choose("auto", "auto", 0, plans=nielsen, batch_size=10, backend="gpu",
+                               training=True, scan=True) == Formulation("lax", "lax", 1)
+
+
+def test_scanned_steps_with_canonical_gradients_have_no_slow_convolution():
+    """XLA:CPU leaves JAX's gradient convolutions inside a while body in a layout it runs as an
+    unoptimised loop; the canonical-gradient convolution keeps every convolution of the scanned
+    step in the forward layout (b01f_01io->b01f)."""
+    network = tiny_network()
+    images, labels = data(8)
+    state = state_for(network, (10, 10, 1), 4, 2)
+    labels_of = {}
+    for conv in ("lax", "canonical"):
+        run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 2, None,
+                                Formulation(conv, "reshape", 1))
+        text = run.lower(state, images, labels, jnp.arange(8), jnp.int32(0)).compile().as_text()
+        labels_of[conv] = set(re.findall(r"dim_labels=(\S+?),", text))
+    assert labels_of["canonical"] == {"b01f_01io->b01f"}
+    assert labels_of["lax"] != {"b01f_01io->b01f"}  # the fault this formulation avoids
+
+
 def test_choices_that_cannot_take_effect_are_refused():
     with pytest.raises(ConfigError, match="formulation.conv"):
         formulations.choose("fft", "auto", 0, plans=plans(), batch_size=10, backend="cpu",
                             training=True)
     with pytest.raises(ConfigError, match="one input channel"):  # no conv layer of 1 → ≤ 4 maps
         formulations.choose("offsets", "auto", 0, plans=plans(), batch_size=10, backend="cpu",
+                            training=True)
+    strided = Network.from_layers([Conv(3, 3, stride=2), Dense(10, "identity")]).plan((9, 9, 1))
+    with pytest.raises(ConfigError, match="stride 1 and dilation 1"):
+        formulations.choose("canonical", "auto", 0, plans=strided, batch_size=10, backend="cpu",
                             training=True)
     with pytest.raises(ConfigError, match="window equals its stride"):  # no pool at all
         formulations.choose("auto", "reshape", 0, plans=plans("nielsen_fc100"), batch_size=10,
@@ -238,15 +281,15 @@ def test_train_step_matches_optax_momentum_reference():
 
 def test_auto_microbatches():
     course = plans("course_3maps")
-    assert [formulations.auto_microbatches(b, course) for b in (1, 10, 32, 128, 1024)] == [
-        1, 2, 2, 8, 8]
+    assert [formulations.auto_microbatches(b, course) for b in (1, 10, 64, 127, 128, 1024)] == [
+        1, 1, 1, 1, 2, 2]
     assert formulations.choose("auto", "auto", 0, plans=course, batch_size=128, backend="gpu",
                                training=True).microbatches == 1
     # dense layers do half or more of the work: one batch (measured faster); conv-heavy: split
     fc1000, fc100 = plans("nielsen_cp2_fc1000_dropout"), plans("nielsen_cp2_fc100_relu")
     assert formulations.dense_share(fc1000) >= 0.5 > formulations.dense_share(fc100)
     assert formulations.auto_microbatches(128, fc1000) == 1
-    assert formulations.auto_microbatches(128, fc100) == 8
+    assert formulations.auto_microbatches(128, fc100) == 2
     explicit = formulations.choose("auto", "auto", 2, plans=fc1000, batch_size=128,
                                    backend="cpu", training=True)
     assert explicit.microbatches == 2

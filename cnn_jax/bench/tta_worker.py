@@ -53,15 +53,19 @@ def cadence(batch: int, every_images: int) -> int:
 def run_jax(spec: dict[str, Any]) -> None:
     """The project's path: the config validated, the data loaded by `load_for_config`,
     `run.build_group` (strategy and formulations of this backend), its compiled programs,
-    `loop.train_chunks` between evaluations and `Group.evaluate` on the test set."""
+    `loop.train_chunks` between evaluations and `Group.evaluate` on the test set. Programs
+    come from JAX's persistent compilation cache when an earlier process compiled them, as for
+    `experiments.train`."""
     import jax
 
+    from cnn_jax.compilation_cache import enable_compilation_cache
     from cnn_jax.config import validate_config, with_defaults
     from cnn_jax.train import loop, run
     from cnn_jax.train.devices import make_mesh
     from cnn_jax.train.inputs import load_for_config
     from cnn_jax.train.state import create_state
 
+    enable_compilation_cache()
     config = with_defaults(spec["config"])
     every = cadence(config.batch_size, spec["eval_every"])
     network = validate_config(config)

@@ -182,9 +182,10 @@ def build_group(runs: list[loop.Run], network: Network, dataset: Dataset, mesh: 
     config = runs[0].config
     steps_per_epoch = len(dataset.train_labels) // config.batch_size
     backend = jax.default_backend()
-    strategy = formulations.pick_strategy(config.strategy, backend)
     plans = network.plan(dataset.image_shape)
     devices = 1 if stacked else device_count(mesh)
+    strategy = formulations.pick_strategy(config.strategy, backend,
+                                          batch_size=config.batch_size // devices, plans=plans)
     choice = dict(**config.formulation.to_dict(), plans=plans, backend=backend, devices=devices)
     train_images, train_labels = replicate((dataset.train_images, dataset.train_labels), mesh)
     return loop.Group(
@@ -195,7 +196,8 @@ def build_group(runs: list[loop.Run], network: Network, dataset: Dataset, mesh: 
         steps_per_epoch=steps_per_epoch,
         chunk_steps=1 if strategy == "step" else min(config.log_every_steps, steps_per_epoch),
         train_formulation=formulations.choose(
-            **choice, batch_size=config.batch_size // devices, training=True),
+            **choice, batch_size=config.batch_size // devices, training=True,
+            scan=strategy == "scan"),
         eval_formulation=formulations.choose(
             **choice, batch_size=config.eval_batch_size, training=False))
 
