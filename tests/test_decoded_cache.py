@@ -34,12 +34,13 @@ def test_second_load_reads_the_cache_and_gives_the_same_arrays(tmp_path, monkeyp
 class FakeSource:
     """A data source over in-memory records whose 'prepared file' is written to `folder`."""
 
-    def __init__(self, folder, images: np.ndarray, labels: np.ndarray):
-        self.split, self.images, self.labels, self.reads = "train", images, labels, 0
+    def __init__(self, folder, images: np.ndarray, labels: np.ndarray, split: str = "train"):
+        self.split, self.images, self.labels, self.reads = split, images, labels, 0
         features = {"image": type("F", (), {"shape": images.shape[1:]})()}
         self.dataset_info = type("Info", (), {"data_dir": str(folder), "name": "fake",
                                               "features": features})()
-        (folder / "fake-train.array_record-00000-of-00001").write_bytes(images.tobytes())
+        for part in split.split("+"):
+            (folder / f"fake-{part}.array_record-00000-of-00001").write_bytes(images.tobytes())
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -90,3 +91,16 @@ def test_an_unwritable_folder_loads_without_a_cache(tmp_path, monkeypatch):
     again = load_dataset("idx", idx_dir=str(tmp_path / "idx"), data_dir=str(data_dir))
     np.testing.assert_array_equal(again.train_images, first.train_images)
     assert caches(data_dir) == [] and not list(data_dir.rglob("*.partial"))
+
+
+def test_a_combined_split_is_cached_and_keyed_by_both_files(tmp_path):
+    images = np.arange(4 * 9, dtype=np.uint8).reshape(4, 3, 3, 1)
+    labels = np.arange(4) % 2
+    source = FakeSource(tmp_path, images, labels, split="train+validation")
+    assert len(sources.split_files(source)) == 2
+    sources.decoded_split(source)
+    cached = FakeSource(tmp_path, images, labels, split="train+validation")
+    np.testing.assert_array_equal(sources.decoded_split(cached)[0], images)
+    assert cached.reads == 0
+    (tmp_path / "fake-validation.array_record-00000-of-00001").write_bytes(b"other")
+    assert sources.decoded_split(cached) and cached.reads == 1  # the second file changed

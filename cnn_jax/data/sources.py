@@ -162,10 +162,14 @@ def read_records(
 
 
 def split_files(source: Any) -> list[str]:
-    """The prepared ArrayRecord files of the source's split (none for mocked sources)."""
+    """The prepared ArrayRecord files the source's split reads ('train+validation' reads two
+    splits' files; none for mocked sources)."""
     info = source.dataset_info
-    pattern = os.path.join(info.data_dir, f"{info.name}-{source.split}.array_record*")
-    return sorted(glob.glob(pattern))
+    files = []
+    for part in str(source.split).split("+"):
+        name = part.split("[")[0]
+        files += sorted(glob.glob(os.path.join(info.data_dir, f"{info.name}-{name}.array_record*")))
+    return files
 
 
 def files_checksum(paths: Sequence[str]) -> str:
