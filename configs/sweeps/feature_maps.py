@@ -1,17 +1,21 @@
-"""Number of feature maps of the first convolution: {1, 3, 6, 20, 40} × 3 seeds (15 trials).
+"""Number of feature maps of the first convolution on the full MNIST: {1, 3, 6, 20, 40} × 5 seeds
+(25 trials).
 
     python -m experiments.sweep --config=configs/sweeps/feature_maps.py --workdir=sweeps/maps
 
-Sizes do not change (conv1 24×24×n, pool1 12×12×n); parameters and multiply-adds grow with n
-(conv1: 26·n parameters, 24·24·25·n MACs; conv2: 25·n·20 + 20). Measured on 2 busy CPU cores,
-1 min 22 s; mean ± std over seeds: f20 96.37 ± 0.15, f40 96.10 ± 0.61, f6 95.77 ± 0.55,
-f1 95.30 ± 0.44, f3 95.07 ± 1.50 (%): with 3 epochs the second layer's 20 maps make up for a
-thin first layer; f40 costs twice f20's multiply-adds for nothing.
+Base: `mnist_base()` (cnn_jax/sweep/bases.py). Sizes do not change (conv1 24×24×n, pool1
+12×12×n); parameters and multiply-adds grow with n (conv1: 26·n parameters, 24·24·25·n MACs;
+conv2: 25·n·20 + 20 parameters). The report compares every n with f = 20 (the base) on the 5
+common seeds, and plots accuracy against parameters and multiply-adds. Expected wall time on the
+2-core machine: about 35 min (an estimate, not a measurement: ≈ 35 s per epoch for f = 20, from
+≈ 1,500 img/s on 2 busy cores as the mnist_5k runs measured; f40 twice that, f1–f6 taken as
+a third of it whatever their multiply-adds, for the fixed costs; × 3 epochs × 5 seeds).
 """
 
-from cnn_jax.sweep.bases import sweep_config
+from cnn_jax.sweep.bases import mnist_base, sweep_config
 
 
 def get_config():
     return sweep_config("feature_maps",
-                 [{"product": {"model.layers[0].features": [1, 3, 6, 20, 40]}}], [0, 1, 2])
+                        [{"product": {"model.layers[0].features": [1, 3, 6, 20, 40]}}],
+                        [0, 1, 2, 3, 4], mnist_base(), baseline="f20")
