@@ -270,3 +270,63 @@ def test_every_shipped_config_validates_and_says_its_data_and_result(path):
     assert f"`{config.dataset}`" in text, "the docstring names the data set"
     assert "Measured" in text and "%" in text, "the docstring gives the result measured"
     assert "python -m experiments." in text, "the docstring gives the command"
+
+
+# Errors that help (issue 21): one short line that names the file, the field or the layer.
+BAD_CONFIG_FILES = {
+    "layers_dict": ("from cnn_jax.config import base_config\n\n\ndef get_config():\n"
+                    "    config = base_config()\n"
+                    "    config.model.layers = {'type': 'conv', 'features': 4}\n"
+                    "    return config\n", ["TypeError", "line 6", "layers must be a list of layer "
+                                            "dicts, got a dict"]),
+    "layers_text": ("from cnn_jax.config import base_config\n\n\ndef get_config():\n"
+                    "    config = base_config()\n    config.model.layers = 'conv5-pool2'\n"
+                    "    return config\n", ["TypeError", "line 6", "got a str"]),
+    "raises": ("raise RuntimeError('boom at import')\n",
+               ["importing it raised RuntimeError", "boom at import"]),
+    "no_get_config": ("X = 1\n", ["defines no get_config()"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIG_FILES))
+def test_a_config_file_that_does_not_load_is_one_short_line_naming_it(tmp_path, name):
+    text, expected = BAD_CONFIG_FILES[name]
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    result = run_script(f"--config={path}", module="experiments.shapes")
+    first = result.stderr.splitlines()[0]
+    assert result.returncode == 2 and first.startswith("error:"), result.stderr[-2000:]
+    assert str(path) in first and len(first) < 300, first
+    for part in expected:
+        assert part in first, first
+    assert "Traceback" not in result.stderr
+
+
+def test_an_override_of_a_layer_that_does_not_exist_says_how_many_there_are():
+    result = run_script(f"--config={TINY}", "--config.model.layers[5].kernel=3",
+                        module="experiments.shapes")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "no layer 5; the network has 4 layers" in result.stderr.splitlines()[0]
+
+
+def test_a_rectangular_kernel_override_is_accepted():
+    """(3, 5): out = floor((28 − 3)/1) + 1 = 26 rows, floor((28 − 5)/1) + 1 = 24 columns."""
+    result = run_script(f"--config={TINY}", "--config.model.layers.0.kernel=(3,5)",
+                        module="experiments.shapes")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "26×24×4" in result.stdout and "3×5" in result.stdout
+
+
+def test_a_config_mismatch_in_a_used_workdir_names_only_the_differing_fields(tmp_path):
+    from cnn_jax.config import config_to_json
+    from cnn_jax.train import WorkdirError
+    from cnn_jax.train.workdir import check_workdir
+
+    (tmp_path / "config.json").write_text(config_to_json(tiny_config()))
+    changed = tiny_config()
+    changed.model.layers[0]["kernel"] = 9
+    with pytest.raises(WorkdirError) as raised:
+        check_workdir(tmp_path, changed, overwrite=False)
+    message = str(raised.value)
+    assert "model.layers[0].kernel: 5 there, 9 now" in message
+    assert "features" not in message and len(message) < 300, message

@@ -8,11 +8,12 @@ trial, trials in the order k5-s1-pmax, k5-s1-pnone, ...).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SWEEPS, script_command, script_env
+from conftest import REPO, SWEEPS, read_csv, script_command, script_env
 
 from cnn_jax.train.logs import read_json
 
@@ -97,3 +98,119 @@ def test_an_axis_of_whole_architectures_gets_short_stable_trial_ids(tmp_path):
     outcome = run_sweep(config, tmp_path, max_trials=0, report=False, echo=False)
     assert outcome.counts() == {"pending": 4}
     assert sorted(p.name for p in (tmp_path / "trials").iterdir()) == sorted(ids)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("script", ["experiments.sweep", "experiments.report"])
+def test_a_file_as_workdir_is_one_error_line(tmp_path, script):
+    workdir = tmp_path / "a_file"
+    workdir.write_text("not a folder")
+    command = (sweep_command(workdir) if script == "experiments.sweep"
+               else [*script_command(script, (f"--workdir={workdir}",), None, "")])
+    result = run_command(command)
+    lines = error_lines(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("error:") and "a_file" in lines[0] and "directory" in lines[0]
+    assert workdir.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+@pytest.mark.parametrize("script", ["experiments.sweep", "experiments.report"])
+def test_a_read_only_workdir_is_one_error_line(tmp_path, script):
+    workdir = tmp_path / "ro"
+    workdir.mkdir()
+    (workdir / "sweep.json").write_text("{}")
+    workdir.chmod(0o555)
+    try:
+        command = (sweep_command(workdir) if script == "experiments.sweep"
+                   else [*script_command(script, (f"--workdir={workdir}",), None, "")])
+        result = run_command(command)
+    finally:
+        workdir.chmod(0o755)
+    lines = error_lines(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "cannot be written" in lines[0]
+
+
+def test_a_second_sweep_in_the_same_workdir_is_refused_at_once(tmp_path):
+    """While a sweep holds the workdir (here this process, through the sweep's lock), the same
+    command is refused with one line naming the holder, and writes nothing."""
+    from cnn_jax.train.workdir import WorkdirLock
+
+    workdir = tmp_path / "sweep"
+    with WorkdirLock(workdir, kind="sweep"):
+        before = sorted(p.name for p in workdir.iterdir())
+        result = run_command(sweep_command(workdir), timeout=120)
+        after = sorted(p.name for p in workdir.iterdir())
+    lines = error_lines(result)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert f"in use by another sweep (pid {os.getpid()})" in lines[0]
+    assert before == after == [".lock"]
+
+
+@pytest.mark.slow
+def test_a_trial_of_a_killed_sweep_shows_as_dead_and_a_rerun_resumes_it(tmp_path):
+    """kill -9 of the sweep at step 12 of its first trial: that trial's status.json says
+    running forever; results, report and the outcome must call it dead, and a rerun resumes it."""
+    from conftest import tiny_sweep
+
+    from cnn_jax.sweep import run_sweep
+    from cnn_jax.sweep.report import build_report
+    from cnn_jax.sweep.results import write_results
+
+    workdir = tmp_path / "sweep"
+    killed = run_command(sweep_command(workdir, fault_after=12))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    first = workdir / "trials" / "k5-s1-pmax-seed0"
+    assert read_json(first / "status.json")["status"] == "running"
+    write_results(workdir)
+    rows = {row["trial"]: row for row in read_csv(workdir / "results.csv")}
+    assert rows["k5-s1-pmax-seed0"]["status"] == "dead"
+    assert "no longer alive" in rows["k5-s1-pmax-seed0"]["reason"]
+    assert "1 dead" in Path(build_report(workdir)).read_text()
+    outcome = run_sweep(tiny_sweep(), workdir, max_trials=1, report=False, echo=False)
+    assert outcome.ran == ["k5-s1-pmax-seed0"] and outcome.statuses[outcome.ran[0]] == "done"
+    assert "resuming it" in (workdir / "sweep.log").read_text()
+
+
+def test_a_sweep_whose_every_trial_is_impossible_is_refused_and_writes_nothing(tmp_path):
+    """Kernels of 29 and 30 on 28×28 images: floor((28 − k)/1) + 1 ≤ 0 for both."""
+    from conftest import sweep_of
+
+    from cnn_jax.sweep import SweepError, run_sweep
+
+    config = sweep_of([{"product": {"model.layers[0].kernel": [29, 30]}}])
+    with pytest.raises(SweepError, match="all 2 trials are impossible"):
+        run_sweep(config, tmp_path / "sweep", echo=False)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweep_without_axes_says_it_trains_the_base_config(tmp_path):
+    from conftest import sweep_of
+
+    from cnn_jax.sweep import run_sweep
+
+    run_sweep(sweep_of([], seeds=[0, 1]), tmp_path, max_trials=0, report=False, echo=False)
+    assert "config.axes is empty: every trial is the base config, once per seed (2 trials)" in (
+        tmp_path / "sweep.log").read_text()
+
+
+def test_a_redirected_sweep_gets_no_progress_bar_carriage_returns(tmp_path, capfd):
+    from conftest import tiny_sweep
+
+    from cnn_jax.sweep import run_sweep
+
+    run_sweep(tiny_sweep(), tmp_path, max_trials=0, report=False, echo=True)
+    out, err = capfd.readouterr()
+    assert "\r" not in out + err and "running 0" in out
+
+
+def test_seeds_given_as_a_number_on_the_command_line_are_a_count():
+    result = run_command(script_command("experiments.shapes", (
+        f"--config={SWEEPS / 'tiny.py'}", "--config.seeds=3"), None, ""), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--config.seeds=3 is read as 3 seeds (0, 1, 2)" in result.stderr
+    assert "k5-s1-pmax-seed2" in result.stdout and "seed3" not in result.stdout

@@ -10,7 +10,9 @@
    progress bar; results.csv/results.jsonl are rewritten after every trial, the report at the end.
 
 Rerunning the same command skips done, diverged and invalid trials and resumes the others from
-their checkpoints. The persistent JAX compilation cache lives in workdir/jax_cache.
+their checkpoints (also a `dead` one: marked running by a sweep that was killed). A sweep holds
+workdir/.lock while it runs: a second sweep in the same workdir is refused at once.
+The persistent JAX compilation cache lives in workdir/jax_cache.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cnn_jax.sweep.grid import distinct, load_sweep
 from cnn_jax.sweep.log import SweepLog
 from cnn_jax.sweep.plan import TrialPlan, plan_all, write_shapes
 from cnn_jax.train.logs import atomic_write_json
+from cnn_jax.train.workdir import WorkdirLock, check_writable, workdir_failure
 
 CONSOLE_TABLES = 12  # more configurations than this: the tables go to the log file only
 
@@ -124,9 +127,26 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
     if not str(workdir).strip():
         raise SweepError("the workdir is empty: pass --workdir=FOLDER")
     workdir = Path(workdir)
-    # Everything that can be checked before the workdir is touched: the grid, every trial's
-    # shapes, the trial folders of an earlier run, and (in this process) the data sets.
+    # Everything that can be checked before the workdir is touched: that it can be written, the
+    # grid, every trial's shapes, the trial folders of an earlier run, and (in this process) the
+    # data sets; then the sweep's lock (a second sweep in this workdir is refused at once).
+    check_writable(workdir)
     sweep, plans, duplicates = _plan(sweep_config, workdir)
+    if plans and not any(plan.valid for plan in plans):
+        raise SweepError(f"all {len(plans)} trials are impossible, nothing to train (e.g. "
+                         f"{plans[0].trial.id}: {plans[0].reason}); see the size tables of "
+                         f"`python -m experiments.shapes --config=<this sweep config>`")
+    with WorkdirLock(workdir, kind="sweep"):
+        return _run_locked(sweep, plans, duplicates, sweep_config, workdir, executor=executor,
+                           ray_address=ray_address, max_trials=max_trials, report=report,
+                           echo=echo, cache=cache_dir(workdir, compilation_cache),
+                           vmap_models=vmap_models, ray_options=ray_options)
+
+
+def _run_locked(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_config,
+                workdir: Path, *, executor: str, ray_address: str | None,
+                max_trials: int | None, report: bool, echo: bool, cache: str,
+                vmap_models: int, ray_options: dict[str, Any]) -> SweepOutcome:
     if executor != "ray":
         from cnn_jax.sweep.worker import data_key, dataset_for
 
@@ -138,8 +158,11 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
 
         ray_session = ray_executor.connect(ray_address, ray_options.get("working_dir"))
     try:
-        log = SweepLog(Path(workdir) / "sweep.log", echo=echo)
-        statuses = _prepare(sweep, plans, duplicates, sweep_config, workdir, log, executor)
+        try:
+            log = SweepLog(Path(workdir) / "sweep.log", echo=echo)
+            statuses = _prepare(sweep, plans, duplicates, sweep_config, workdir, log, executor)
+        except OSError as error:  # e.g. trial folders left read-only
+            raise workdir_failure(workdir, error) from None
         todo = [p for p in plans if statuses[p.trial.id] not in trialdir.FINISHED]
         skipped = len(plans) - len(todo)
         todo = todo if max_trials is None else todo[:max_trials]
@@ -153,7 +176,7 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
                       f"{sum(len(group) > 1 for group in groups)} vmapped groups (at most "
                       f"{vmap_models} models each)")
         ran, interrupted = _execute(groups, workdir, statuses, log, ray_session, skipped,
-                                    cache_dir(workdir, compilation_cache), echo, ray_options)
+                                    cache, echo, ray_options)
     finally:
         if ray_session is not None:
             ray_session.close()
@@ -188,6 +211,9 @@ def _prepare(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_co
     log.write(f"sweep {sweep.name or workdir.name}: {len(trials)} trials "
               f"({len(trials) // max(seeds, 1)} configurations × {seeds} "
               f"seed{'s' if seeds != 1 else ''}) in {workdir}; executor {executor}")
+    if not sweep.dimensions:
+        log.write(f"config.axes is empty: every trial is the base config, once per seed "
+                  f"({len(trials)} trial{'s' if len(trials) != 1 else ''})")
     for dropped, kept in duplicates.items():
         log.write(f"{dropped}: not trained, the same network and training as {kept}")
     text = write_shapes(plans, workdir / "shapes.md", sweep.name or workdir.name)
@@ -198,6 +224,10 @@ def _prepare(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_co
     atomic_write_json(workdir / "sweep.json",
                       {**_manifest(sweep, plans, sweep_config), "duplicates": duplicates})
     statuses = {p.trial.id: trialdir.prepare(workdir, p) for p in plans}
+    for trial_id, status in statuses.items():
+        if status == trialdir.DEAD:
+            log.write(f"{trial_id}: {trialdir.dead_reason(trialdir.trial_dir(workdir, trial_id))}"
+                      f"; resuming it from its last checkpoint")
     for plan in plans:
         if not plan.valid:
             log.write(f"{plan.trial.id}: invalid: {plan.reason}", console=False)
@@ -206,8 +236,10 @@ def _prepare(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_co
 
 def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):
     """Runs the trials of `groups` with the sweep's progress bar; returns (ran, interrupted)."""
+    # On a terminal a progress bar; redirected, only the log's line per trial (no carriage
+    # returns in the file).
     bar = tqdm(total=len(statuses), initial=skipped, desc="sweep", unit="trial", position=0,
-               dynamic_ncols=True, file=sys.stderr, disable=not echo)
+               dynamic_ncols=True, file=sys.stderr, disable=not (echo and _is_tty(sys.stderr)))
     ran: list[str] = []
 
     def finished(outcome: dict[str, Any]) -> None:
@@ -236,6 +268,10 @@ def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, 
     finally:
         bar.close()
     return ran, interrupted
+
+
+def _is_tty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
 
 
 def _run_local(groups: list[list[TrialPlan]], workdir: Path, finished, cache: str) -> bool:

@@ -2,7 +2,10 @@
 training run's own files (metrics.jsonl, checkpoints/, results.json, train.log).
 
 status.json goes pending → running → done | diverged | failed | interrupted; an impossible
-configuration is `invalid` from the start. trial.json holds the swept values, the planned
+configuration is `invalid` from the start. A trial whose status.json says running but whose
+process is gone (the sweep was killed with SIGKILL, the machine rebooted) reads as `dead`
+(`status_of`): its recorded pid is not alive on this host, or no sweep holds the workdir's lock.
+trial.json holds the swept values, the planned
 architecture (per-layer sizes, parameters, multiply-adds, receptive field) and one record per
 attempt (`runs`: start, end, status, compilations), so a rerun of the sweep can be told apart.
 Every file is replaced atomically (temp file + rename).
@@ -30,9 +33,43 @@ def trial_dir(workdir: str | Path, trial_id: str) -> Path:
     return Path(workdir) / TRIALS / trial_id
 
 
-def status_of(directory: Path) -> str:
-    record = read_json(directory / "status.json")
-    return "pending" if record is None else record.get("status", "pending")
+DEAD = "dead"
+
+
+def status_of(directory: Path, record: dict[str, Any] | None = None) -> str:
+    """The trial's status (status.json's, or `record` if given), `DEAD` for a running trial whose
+    process is gone (`dead_reason`)."""
+    record = read_json(directory / "status.json") if record is None else record
+    status = "pending" if record is None else record.get("status", "pending")
+    if status == "running" and dead_reason(directory):
+        return DEAD
+    return status
+
+
+def dead_reason(directory: Path) -> str:
+    """Why the running trial in `directory` is dead ('' if it may be alive): the pid that
+    trial.json's last attempt records is not alive on this host, or no sweep holds the lock of
+    the sweep's workdir (directory/../..)."""
+    from cnn_jax.train.workdir import lock_is_free
+
+    run = (read_json(directory / "trial.json", {}) or {}).get("runs", [{}])[-1:] or [{}]
+    pid, host = run[0].get("pid"), run[0].get("host")
+    where = f"pid {pid} on {host}" if pid is not None else "a process"
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        return f"dead: marked running by {where}, which is no longer alive"
+    if lock_is_free(directory.parent.parent):
+        return f"dead: marked running by {where}, but no sweep holds this workdir"
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_config(workdir: Path, plan: TrialPlan) -> None:

@@ -27,8 +27,9 @@ class WorkdirLock:
     killed run never leaves the workdir locked.
     """
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, kind: str = "run"):
         self.workdir = Path(workdir)
+        self.kind = kind  # 'run' or 'sweep': how the refusal names the holder
         self._file = None
 
     def __enter__(self) -> WorkdirLock:
@@ -45,8 +46,8 @@ class WorkdirLock:
             owner = file.read().strip() or "unknown"
             file.close()
             raise WorkdirError(
-                f"workdir {self.workdir} is in use by another run (pid {owner}); wait for it to "
-                f"finish or stop it, or choose another --workdir") from None
+                f"workdir {self.workdir} is in use by another {self.kind} (pid {owner}); wait for "
+                f"it to finish or stop it, or choose another --workdir") from None
         file.seek(0)
         file.truncate()
         file.write(str(os.getpid()))
@@ -69,13 +70,7 @@ def check_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite
     'constant' schedule is the same run, extended: it resumes from its last checkpoint. (With a
     decaying schedule the length of training is part of every step's learning rate.)
     """
-    existing = Path(os.path.abspath(workdir))
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise WorkdirError(f"workdir {workdir} cannot be written: Not a directory ({existing})")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise WorkdirError(f"workdir {workdir} cannot be written: Permission denied ({existing})")
+    check_writable(workdir)
     saved = read_json(workdir / "config.json")
     if saved is None or overwrite:
         return
@@ -85,15 +80,44 @@ def check_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite
             and current["schedule"] == "constant":
         return
     if differences:
-        shown = "; ".join(f"{key}: {_lookup(saved, key)!r} there, {_lookup(current, key)!r} now"
-                          for key in differences[:5])
-        more = f" and {len(differences) - 5} more" if len(differences) > 5 else ""
+        fields = [field for key in differences
+                  for field in _field_differences(key, _lookup(saved, key), _lookup(current, key))]
+        shown = "; ".join(f"{key}: {a} there, {b} now" for key, a, b in fields[:5])
+        more = f" and {len(fields) - 5} more" if len(fields) > 5 else ""
         extend = (" (num_epochs can be raised only with the 'constant' schedule)"
                   if "num_epochs" in differences and current["schedule"] != "constant" else "")
         raise WorkdirError(
             f"workdir {workdir} holds a run of another config ({shown}{more}){extend}; choose "
             f"another --workdir, or pass --overwrite to discard that run"
         )
+
+
+def check_writable(workdir: str | Path) -> None:
+    """Raises `WorkdirError`, writing nothing, if `workdir` (or, if it does not exist yet, the
+    nearest existing folder above it) is not a writable directory."""
+    existing = Path(os.path.abspath(workdir))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise WorkdirError(f"workdir {workdir} cannot be written: Not a directory ({existing})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WorkdirError(f"workdir {workdir} cannot be written: Permission denied ({existing})")
+
+
+def lock_is_free(workdir: str | Path) -> bool | None:
+    """Whether no process holds `WorkdirLock(workdir)` now: True, False, or None if the workdir
+    has no lock file (never locked). Writes nothing."""
+    try:
+        file = open(Path(workdir) / LOCK_NAME)  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        file.close()  # releases the lock if it was taken
+    return True
 
 
 def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwrite: bool) -> None:
@@ -113,6 +137,30 @@ def prepare_workdir(workdir: Path, config: ml_collections.ConfigDict, *, overwri
         atomic_write_text(workdir / "config.json", config_to_json(config))
     except OSError as error:
         raise WorkdirError(f"workdir {workdir} cannot be written: {_reason(error)}") from None
+
+
+def _field_differences(key: str, saved, current) -> list[tuple[str, str, str]]:
+    """(key, saved, current) as short text for each differing field: two layer lists of one
+    length are compared layer by layer and field by field (`model.layers[0].kernel: 5 there,
+    9 now`)."""
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) == len(current) \
+            and all(isinstance(x, dict) for x in saved + current):
+        found = []
+        for index, (a, b) in enumerate(zip(saved, current, strict=True)):
+            for field in sorted(set(a) | set(b)):
+                if json.dumps(a.get(field), default=str) != json.dumps(b.get(field), default=str):
+                    found.append((f"{key}[{index}].{field}", _brief(a.get(field)),
+                                  _brief(b.get(field))))
+        if found:
+            return found
+    if isinstance(saved, list) and isinstance(current, list) and len(saved) != len(current):
+        return [(key, f"{len(saved)} entries", f"{len(current)} entries")]
+    return [(key, _brief(saved), _brief(current))]
+
+
+def _brief(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _lookup(tree: dict, dotted: str):
