@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from cnn_jax.errors import DataError
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -12,12 +15,27 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     Args:
       logits: (batch, classes). labels: (batch,) integers in [0, classes).
     """
+    check_labels(labels, logits.shape[-1])
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None].astype(jnp.int32), axis=-1))
 
 
+def check_labels(labels: jax.Array, classes: int) -> None:
+    """Raises `DataError` if concrete `labels` fall outside [0, classes): out-of-range labels
+    give a wrong finite cost or NaN instead of an error. Traced labels (inside `jax.jit`, the
+    training step) are not checked: the data sets check their labels when they are loaded."""
+    if isinstance(labels, jax.core.Tracer):
+        return
+    values = np.asarray(labels)
+    if values.size and (values.min() < 0 or values.max() >= classes):
+        bad = values[(values < 0) | (values >= classes)]
+        raise DataError(f"labels must be integers in [0, {classes}) for {classes} classes; got "
+                        f"{bad.size} outside, e.g. {bad.flat[0]}")
+
+
 def quadratic_cost(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """The course's quadratic cost ½·mean‖y − a‖² with a = softmax(logits), y one-hot."""
+    check_labels(labels, logits.shape[-1])
     outputs = jax.nn.softmax(logits, axis=-1)
     targets = jax.nn.one_hot(labels, logits.shape[-1], dtype=outputs.dtype)
     return 0.5 * jnp.mean(jnp.sum((targets - outputs) ** 2, axis=-1))

@@ -135,3 +135,15 @@ def test_losses_work_under_jit(loss):
 def test_l2_penalty_works_under_jit_with_traced_strength():
     params = {"dense1": {"kernel": jnp.full((2, 2), 2.0), "bias": jnp.ones(2)}}
     assert float(jax.jit(l2_penalty)(params, 0.5)) == pytest.approx(0.5 * 0.5 * 16.0)
+
+
+@pytest.mark.parametrize("loss", [cross_entropy, quadratic_cost])
+@pytest.mark.parametrize("label", [10, -1])
+def test_labels_outside_the_classes_are_refused(loss, label):
+    """Issue 21: label 10 of 10 classes gave a finite cost (0.41 for these logits) or NaN."""
+    from cnn_jax.errors import DataError
+
+    logits = jnp.array([[2.0, 0.5] + [0.0] * 8, [0.0] * 10])
+    with pytest.raises(DataError, match=r"labels must be integers in \[0, 10\)"):
+        loss(logits, jnp.array([0, label]))
+    assert np.isfinite(float(jax.jit(loss)(logits, jnp.array([0, 9]))))  # traced: not checked
