@@ -12,7 +12,7 @@ import pytest
 
 from cnn_jax.explorer import config_data, render_page, sweep_data, write_page
 from cnn_jax.explorer.views import dequantize, quantize
-from cnn_jax.sweep.grid import load_sweep
+from cnn_jax.sweep.grid import distinct, load_sweep
 from cnn_jax.sweep.plan import plan_trial
 from cnn_jax.train.logs import write_status
 from tests.conftest import REPO, run_script
@@ -47,11 +47,11 @@ def write_sweep_folder(workdir: Path, axes, seeds, accuracy=accuracy_of) -> dict
     page. Impossible configurations are `invalid` with the planner's reason."""
     config = tiny_sweep_config(axes, seeds)
     sweep = load_sweep(config)
-    trials = sweep.trials()
+    trials, duplicates = distinct(sweep.trials())
     workdir.mkdir(parents=True, exist_ok=True)
     manifest = {"name": "fixture", "dimensions": [d.as_dict() for d in sweep.dimensions],
                 "seeds": list(seeds), "trials": [t.record() for t in trials],
-                "input_shape": [28, 28, 1], "duplicates": {},
+                "input_shape": [28, 28, 1], "duplicates": duplicates,
                 "sweep_config": json.loads(json.dumps(config.to_dict(), default=str))}
     (workdir / "sweep.json").write_text(json.dumps(manifest))
     for trial in trials:
@@ -108,6 +108,17 @@ def test_an_impossible_configuration_keeps_the_formula_that_refuses_it(fixture_s
     assert entry["status"] == "3 invalid" and entry["accuracy"]["n"] == 0
     assert "conv2" in entry["reason"]
     assert "floor((3 + 2·0 − 1·(4−1) − 1)/1) + 1 = 0" in entry["reason"]
+
+
+def test_grid_points_trained_once_show_the_trial_that_trains_them(tmp_path):
+    axes = [{"product": {"model.layers[1].pool_type": ["max", "none"],
+                         "model.layers[1].window": [2, 3]}}]
+    manifest = write_sweep_folder(tmp_path / "sweep", axes, seeds=(0,))
+    assert manifest["duplicates"] == {"pnone-w3-seed0": "pnone-w2-seed0"}
+    configs = {c["id"]: c for c in sweep_data(tmp_path / "sweep", views=False)["configs"]}
+    assert sorted(configs) == ["pmax-w2", "pmax-w3", "pnone-w2", "pnone-w3"]
+    assert configs["pnone-w3"]["same_as"] == "pnone-w2" and configs["pnone-w3"]["point"] == [1, 1]
+    assert configs["pnone-w3"]["accuracy"] == configs["pnone-w2"]["accuracy"]
 
 
 def test_quantize_round_trip_and_symmetric_kernel_scale():

@@ -286,9 +286,10 @@ def test_200_trial_page_opens_within_a_second(browser, sweep_200):
     page.close()
 
 
-def test_screenshot(browser, trained_sweep, tmp_path):
-    source = Path(os.environ.get("CNN_JAX_EXPLORER_PAGE") or
-                  trained_sweep / "explorer" / "index.html")
+def test_screenshot(browser, request, tmp_path):
+    source = os.environ.get("CNN_JAX_EXPLORER_PAGE")
+    source = Path(source) if source else (
+        request.getfixturevalue("trained_sweep") / "explorer" / "index.html")
     target = Path(os.environ.get("CNN_JAX_EXPLORER_SCREENSHOT") or tmp_path / "explorer.png")
     page = Watched(browser, source)
     shot = tmp_path / "raw.png"

@@ -154,12 +154,40 @@ def sweep_data(workdir: str | Path, *, views: bool = True) -> dict[str, Any]:
         entry["views"] = (_views(trial_dir(workdir, first["id"]), digits)
                           if views and first else None)
         configs.append(entry)
+    configs += _duplicates(manifest, configs)
     axes = [{"name": dim["name"], "keys": dim["keys"], "labels": dim["labels"],
              "values": [",".join(format_value(v) for v in point) for point in dim["values"]]}
             for dim in dimensions]
     return {"mode": "sweep", "title": manifest.get("name") or workdir.name, "axes": axes,
             "configs": configs, "input_shape": input_shape, "dataset": base.dataset,
             "digit": None if digits is None else digit_record(digits[0][0], digits[1])}
+
+
+def _duplicates(manifest: dict[str, Any], configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries for the grid points the sweep did not train because they train the same network
+    as another (`cnn_jax.sweep.grid.distinct`, e.g. pool 'none' at every window): the other's
+    entry at their own point, so that every position of the controls shows something."""
+    if not manifest.get("duplicates"):
+        return []
+    from cnn_jax.sweep.grid import load_sweep
+
+    try:
+        trials = {t.id: t for t in load_sweep(ml_collections.ConfigDict(
+            manifest["sweep_config"])).trials()}
+    except (CnnJaxError, KeyError, TypeError, ValueError):
+        return []
+    by_id = {c["id"]: c for c in configs}
+    added: dict[str, dict[str, Any]] = {}
+    for dropped, kept in manifest["duplicates"].items():
+        trial, source = trials.get(dropped), trials.get(kept)
+        if trial is None or source is None or source.group not in by_id \
+                or trial.group in by_id or trial.group in added:
+            continue
+        point = [[list(v) for v in dim["values"]].index([trial.values[k] for k in dim["keys"]])
+                 for dim in manifest["dimensions"]]
+        added[trial.group] = {**by_id[source.group], "id": trial.group, "point": point,
+                              "same_as": source.group}
+    return list(added.values())
 
 
 def run_data(run_dir: str | Path, *, views: bool = True) -> dict[str, Any]:

@@ -387,10 +387,12 @@ function renderScatter(plan) {
   const width = 520, height = 320, left = 56, bottom = 36, top = 10, right = 14;
   const key = state.cost;
   const points = [];
-  DATA.configs.forEach((c, index) => c.trials.forEach((t) => {
+  DATA.configs.forEach((c, index) => c.same_as || c.trials.forEach((t) => {
     const cost = t[key] ?? null;
     if (t.test_accuracy != null && cost) points.push({ index, cost, acc: t.test_accuracy, id: t.id });
   }));
+  const current = DATA.configs[state.config];
+  const chosen = current ? (current.same_as || current.id) : null;
   if (!points.length) {
     svg.append(svgEl("text", { x: left, y: 100 }, "no finished trial"));
     return;
@@ -411,7 +413,7 @@ function renderScatter(plan) {
   svg.append(svgEl("text", { x: 2, y: Y(aHigh) + 4 }, pct(aHigh)));
   svg.append(svgEl("text", { x: 2, y: Y(aLow) }, pct(aLow)));
   // Pareto front of the configurations' means: cheaper and at least as accurate beats.
-  const means = DATA.configs.map((c, index) => ({ index, acc: c.accuracy.mean,
+  const means = DATA.configs.map((c, index) => ({ index, acc: c.same_as ? null : c.accuracy.mean,
     cost: (c.trials.find((t) => t[key]) || {})[key] })).filter((m) => m.acc != null && m.cost);
   means.sort((a, b) => a.cost - b.cost || b.acc - a.acc);
   const front = [];
@@ -419,7 +421,7 @@ function renderScatter(plan) {
   const path = front.map((m, i) => (i ? `H${X(m.cost)}V${Y(m.acc)}` : `M${X(m.cost)},${Y(m.acc)}`)).join("");
   svg.append(svgEl("path", { d: path, class: "front", "data-configs": front.map((m) => DATA.configs[m.index].id).join(",") }));
   for (const p of points) {
-    const selected = p.index === state.config;
+    const selected = DATA.configs[p.index].id === chosen;
     const dot = svgEl("circle", { cx: X(p.cost), cy: Y(p.acc), r: selected ? 6 : 3.5,
       class: selected ? "selected trial" : "trial", fill: "#7f7f7f", "fill-opacity": selected ? 1 : 0.6,
       "data-config": DATA.configs[p.index].id });
@@ -434,7 +436,8 @@ function render() {
   const entry = currentEntry();
   const layers = editable() ? state.layers : entry ? entry.layers : [];
   const inputShape = entry ? entry.input_shape : DATA.input_shape;
-  $("config-id").textContent = entry ? `configuration: ${entry.id}` : "no trial has this combination (not in the sweep, or a duplicate of another)";
+  $("config-id").textContent = !entry ? "no trial has this combination"
+    : `configuration: ${entry.id}${entry.same_as ? ` (trains the same network as ${entry.same_as})` : ""}`;
   const plan = Shapes.planNetwork(layers, inputShape);
   const images = plan.rows.filter((r) => r.image);
   if (!images.some((r) => r.name === state.layer)) state.layer = images.length ? images[images.length - 1].name : null;
