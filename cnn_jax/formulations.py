@@ -240,20 +240,22 @@ STRATEGIES = ("auto", "step", "scan")
 
 
 def pick_strategy(strategy: str, backend: str, *, batch_size: int = MICROBATCH_MIN_BATCH,
-                  plans: Sequence[LayerPlan] = ()) -> str:
+                  plans: Sequence[LayerPlan] = (), conv: str = "auto") -> str:
     """'auto' → 'scan' (steps fused by `lax.scan`) on GPU/TPU; on CPU 'scan' for batches under
-    `MICROBATCH_MIN_BATCH` (where one step is short enough for its dispatch to count) unless a
-    layer takes the offsets form (whose gradient is XLA's own: slow inside a scan), else 'step'
-    (one jitted step per batch)."""
+    `MICROBATCH_MIN_BATCH` (where one step is short enough for its dispatch to count) when the
+    convolutions' gradients are the canonical ones (`conv` 'auto' or 'canonical') and no layer
+    takes the offsets form (whose gradient is XLA's own: slow inside a scan), else 'step' (one
+    jitted step per batch)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {list(STRATEGIES)}")
     if strategy != "auto":
         return strategy
     if backend != "cpu":
         return "scan"
-    offsets = any(p.kind == "conv" and offsets_apply(p.input_shape[-1], p.output_shape[-1])
-                  for p in plans)
-    return "scan" if batch_size < MICROBATCH_MIN_BATCH and not offsets else "step"
+    offsets = conv == "auto" and any(
+        p.kind == "conv" and offsets_apply(p.input_shape[-1], p.output_shape[-1]) for p in plans)
+    scannable = conv in ("auto", "canonical") and not offsets
+    return "scan" if batch_size < MICROBATCH_MIN_BATCH and scannable else "step"
 
 
 CONV = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col,

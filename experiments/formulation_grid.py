@@ -2,6 +2,7 @@
 
     python -m experiments.formulation_grid [--networks=nielsen_cp2_fc100_relu,configs/mnist_fast.py]
         [--batch_sizes=10,64,128,256,1024] [--repeats=3] [--images=1500] [--out=FILE.jsonl]
+        [--scan]
 
 One worker process per (network, batch size); within it the candidates alternate, so each
 row's ratios share one process, backend (XLA_FLAGS as `cnn_jax.backend` sets them) and load.
@@ -26,6 +27,8 @@ _BATCHES = flags.DEFINE_list("batch_sizes", ["10", "64", "128", "256", "1024"], 
 _REPEATS = flags.DEFINE_integer("repeats", 3, "alternated repetitions", lower_bound=1)
 _IMAGES = flags.DEFINE_integer("images", 1500, "training images per repetition", lower_bound=1)
 _OUT = flags.DEFINE_string("out", "", "JSON-lines file for the rows ('' → print only)")
+_SCAN = flags.DEFINE_bool("scan", False, "time one jitted step per batch against lax.scan-fused "
+                          "steps, with XLA's and the canonical gradient convolutions, instead")
 
 
 def main(argv: list[str]) -> None:
@@ -45,7 +48,8 @@ def main(argv: list[str]) -> None:
         except (KeyError, ValueError, OSError) as error:
             cli.fail(f"--networks: {name} is neither a preset nor a config file ({error})")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    rows = run_grid(_NETWORKS.value, sizes, repeats=_REPEATS.value, images=_IMAGES.value)
+    rows = run_grid(_NETWORKS.value, sizes, repeats=_REPEATS.value, images=_IMAGES.value,
+                    scan=_SCAN.value)
     if _OUT.value:
         with open(_OUT.value, "w") as file:
             file.writelines(json.dumps(row) + "\n" for row in rows)

@@ -208,6 +208,12 @@ def test_scan_on_cpu_for_small_batches_with_canonical_gradients():
     assert formulations.pick_strategy("auto", "cpu", batch_size=10, plans=course) == "step"
     assert formulations.pick_strategy("auto", "gpu", batch_size=128, plans=nielsen) == "scan"
     assert formulations.pick_strategy("step", "cpu", batch_size=10, plans=nielsen) == "step"
+    # an explicit conv whose gradient is XLA's own: a scan would run it as a slow loop
+    for conv in ("lax", "im2col"):
+        assert formulations.pick_strategy("auto", "cpu", batch_size=10, plans=nielsen,
+                                          conv=conv) == "step"
+    assert formulations.pick_strategy("auto", "cpu", batch_size=10, plans=course,
+                                      conv="canonical") == "scan"
     scanned = formulations.choose("auto", "auto", 0, plans=nielsen, batch_size=10,
                                   backend="cpu", training=True, scan=True)
     assert scanned == Formulation("canonical", "reshape", 1)

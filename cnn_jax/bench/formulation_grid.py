@@ -42,8 +42,17 @@ def candidates(batch: int, plans: Sequence[Any]) -> list[dict[str, Any]]:
     return single + micro
 
 
+def scan_candidates(plans: list[dict[str, Any]], microbatches: int) -> list[dict[str, Any]]:
+    """One jitted step per batch vs `lax.scan`-fused steps, each with XLA's gradient
+    convolutions (lax) and the canonical ones, on the pooling the network's best form uses."""
+    pool = "reshape" if any(p.get("pool") == "reshape" for p in plans) else "lax"
+    return [{"strategy": strategy, "conv": conv, "pool": pool, "microbatches": microbatches}
+            for strategy in ("step", "scan") for conv in ("lax", "canonical")]
+
+
 def _label(formulation: dict[str, Any]) -> str:
-    return f"{formulation['conv']}/{formulation['pool']}/{formulation['microbatches']}"
+    prefix = f"{formulation['strategy']}:" if "strategy" in formulation else ""
+    return f"{prefix}{formulation['conv']}/{formulation['pool']}/{formulation['microbatches']}"
 
 
 def time_candidates(spec: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +66,10 @@ def time_candidates(spec: dict[str, Any]) -> dict[str, Any]:
     batch, steps, repeats = spec["batch_size"], spec["steps"], spec["repeats"]
 
     def build(formulation: dict[str, Any]):
+        formulation = dict(formulation)
+        strategy = formulation.pop("strategy", "step")
         group, state = jax_group({"layers": spec["layers"], "batch_size": batch,
-                                  "steps": steps, "strategy": "step",
+                                  "steps": steps, "strategy": strategy, "scan_steps": steps,
                                   "formulation": formulation})
         programs, compile_s = group.compile(state)
         return {"group": group, "programs": programs, "state": state, "step": 0,
@@ -91,6 +102,10 @@ def time_candidates(spec: dict[str, Any]) -> dict[str, Any]:
 
     layers = spec["layers"]
     plans = candidates(batch, Network.from_layers(layers).plan((28, 28, 1)))
+    if spec.get("scan"):
+        return {"network": spec["network"], "batch_size": batch,
+                "results": measure(scan_candidates(plans, spec["microbatches"])),
+                "xla_flags": effective_xla_flags(), "backend": jax.default_backend()}
     single = [f for f in plans if "conv" in f]
     results = measure(single)
     best = max(single, key=lambda f: results[_label(f)]["img_s"])
@@ -120,14 +135,21 @@ def network_layers(name: str) -> list[dict[str, Any]]:
 
 
 def run_grid(networks: Sequence[str], batch_sizes: Sequence[int], *, repeats: int = 3,
-             images: int = 1500, echo: bool = True) -> list[dict[str, Any]]:
-    """One worker process per (network, batch); returns their rows (see `time_candidates`)."""
+             images: int = 1500, scan: bool = False, echo: bool = True) -> list[dict[str, Any]]:
+    """One worker process per (network, batch); returns their rows (see `time_candidates`).
+    scan: time step vs scan with lax / canonical gradient convolutions instead (the
+    micro-batches 'auto' picks for the batch)."""
+    from cnn_jax.formulations import auto_microbatches
+    from cnn_jax.network import Network
+
     rows = []
     for name in networks:
         layers = network_layers(name)
+        plans = Network.from_layers(layers).plan((28, 28, 1))
         for batch in batch_sizes:
             spec = {"network": name, "layers": layers, "batch_size": batch, "repeats": repeats,
-                    "steps": max(4, images // batch)}
+                    "steps": max(4, images // batch), "scan": scan,
+                    "microbatches": auto_microbatches(batch, plans)}
             output = subprocess.run(
                 [sys.executable, "-m", "cnn_jax.bench.formulation_grid", json.dumps(spec)],
                 env=worker_env("cpu"), capture_output=True, text=True, check=False)
@@ -142,7 +164,7 @@ def run_grid(networks: Sequence[str], batch_sizes: Sequence[int], *, repeats: in
 
 def format_row(row: dict[str, Any]) -> str:
     results = row["results"]
-    base = results["lax/lax/1"]["img_s"]
+    base = results.get("lax/lax/1", next(iter(results.values())))["img_s"]
     best = max(results, key=lambda label: results[label]["img_s"])
     cells = ", ".join(f"{label} {r['img_s']:,.0f} ({r['img_s'] / base:.2f}×)"
                       for label, r in sorted(results.items(), key=lambda kv: -kv[1]["img_s"]))

@@ -185,7 +185,8 @@ def build_group(runs: list[loop.Run], network: Network, dataset: Dataset, mesh: 
     plans = network.plan(dataset.image_shape)
     devices = 1 if stacked else device_count(mesh)
     strategy = formulations.pick_strategy(config.strategy, backend,
-                                          batch_size=config.batch_size // devices, plans=plans)
+                                          batch_size=config.batch_size // devices, plans=plans,
+                                          conv=config.formulation.conv)
     choice = dict(**config.formulation.to_dict(), plans=plans, backend=backend, devices=devices)
     train_images, train_labels = replicate((dataset.train_images, dataset.train_labels), mesh)
     return loop.Group(
