@@ -258,7 +258,48 @@ def read_image(path: str | Path, model: TrainedModel) -> np.ndarray:
     than the model's is a `DataError` (images are never resized).
     """
     path = Path(path)
+    return _image_from_array(path, _read_array(path), model)
+
+
+def read_images(path: str | Path, model: TrainedModel) -> tuple[list[str], np.ndarray]:
+    """(names, images (N, H, W, C) float32) of a PNG or NPY image, an NPY stack of images
+    ((N, H, W) or (N, H, W, C) at the model's size; names `file.npy[i]`), or a folder of such
+    files (its .png and .npy files, sorted by name). Each image is read as `read_image` reads
+    one; a `DataError` names the file (and the index) of the first bad one."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"{path}: a folder without .png or .npy files")
+        parts = [read_images(file, model) for file in files]
+        return [name for names, _ in parts for name in names], np.concatenate(
+            [images for _, images in parts])
     array = _read_array(path)
+    height, width, _ = model.image_shape
+    if array.ndim == 4 or (array.ndim == 3 and array.shape[1:] == (height, width)):
+        if len(array) == 0:
+            raise DataError(f"{path}: an empty stack of images")
+        names = [f"{path}[{index}]" for index in range(len(array))]
+        return names, np.stack([_image_from_array(Path(name), item, model)
+                                for name, item in zip(names, array, strict=True)])
+    return [str(path)], _image_from_array(path, array, model)[None]
+
+
+def inverted_hint(names: list[str], images: np.ndarray) -> str:
+    """A one-line hint if images look dark-on-light (mean value above half the range), unlike
+    the light-on-dark digits of MNIST the models are trained on; '' otherwise."""
+    means = images.reshape(len(images), -1).mean(axis=1) if len(images) else np.zeros(0)
+    light = [name for name, mean in zip(names, means, strict=True) if mean > 0.5]
+    if not light:
+        return ""
+    shown = ", ".join(light[:3]) + (f" and {len(light) - 3} more" if len(light) > 3 else "")
+    return (f"hint: {shown} look{'s' if len(light) == 1 else ''} inverted (dark digit on a light "
+            f"background, mean value above half the range); the model was trained on light "
+            f"digits on black: invert them (255 − pixels) for a meaningful prediction")
+
+
+def _image_from_array(path: Path, array: np.ndarray, model: TrainedModel) -> np.ndarray:
     stored = array.shape
     if array.ndim == 4 and array.shape[0] == 1:
         array = array[0]

@@ -3,10 +3,13 @@
     python -m experiments.evaluate --workdir=runs/default                  # test split
     python -m experiments.evaluate --workdir=runs/default --split=validation --checkpoint=latest
     python -m experiments.evaluate --workdir=runs/default --images=a.png,b.npy --top=3
+    python -m experiments.evaluate --workdir=runs/default --images=digits/,stack.npy
 
 Without --images: the accuracy and the number of examples of the split (and a 10×10 confusion
-matrix for 10-class data). With --images: one line per file, its predicted label and probability
-and the top-k labels. PNG or NPY, grey or RGB (converted to the model's channels), pixels 0..255
+matrix for 10-class data). With --images: one line per image (a file, `stack.npy[i]` of an
+(N, H, W[, C]) stack, or each .png/.npy file of a folder), its predicted label and probability
+and the top-k labels; images that look inverted (dark on light) get a one-line hint.
+PNG or NPY, grey or RGB (converted to the model's channels), pixels 0..255
 (divided by the run's pixel scale) or floats in [0, 1]; the size must be the model's.
 
 Exit codes: 0 done, 2 bad flags, files or run folder (one `error:` line; --verbose for a
@@ -16,6 +19,7 @@ traceback).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +32,18 @@ from cnn_jax.inference import (
     CHUNK_SIZE,
     TrainedModel,
     confusion_matrix,
+    inverted_hint,
     load_run,
     read_config,
-    read_image,
+    read_images,
 )
 
 WORKDIR = flags.DEFINE_string("workdir", None, "Folder of a training run (required).")
 CHECKPOINT = flags.DEFINE_string(
     "checkpoint", "best", "best (best validation accuracy), latest, or a step number.")
 SPLIT = flags.DEFINE_enum("split", "test", ["test", "validation"], "Split to evaluate.")
-IMAGES = flags.DEFINE_list("images", [], "Comma-separated PNG or NPY files to classify.")
+IMAGES = flags.DEFINE_list("images", [], "Comma-separated PNG or NPY files, NPY stacks "
+                          "(N, H, W[, C]) or folders of such files, to classify.")
 TOP = flags.DEFINE_integer("top", None, "Labels to print per image (1..classes; default 3).",
                            lower_bound=1)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", CHUNK_SIZE, "Images per compiled call.",
@@ -56,8 +62,8 @@ def main(argv: list[str]) -> None:
     for path in IMAGES.value:
         if not path.strip():
             cli.fail("--images holds an empty path")
-        if not Path(path).is_file():
-            raise DataError(f"{path}: no such file")
+        if not Path(path).exists():
+            raise DataError(f"{path}: no such file or folder")
     enable_compilation_cache()
     checkpoint = CHECKPOINT.value
     model = load_run(WORKDIR.value, checkpoint=int(checkpoint) if checkpoint.isdigit()
@@ -75,9 +81,14 @@ def main(argv: list[str]) -> None:
 
 def classify_files(model: TrainedModel, paths: list[str], top: int) -> None:
     """One line per file: path, predicted label and its probability, the top-k labels."""
-    images = np.stack([read_image(path, model) for path in paths])  # all checked first
+    parts = [read_images(path, model) for path in paths]  # all checked first
+    names = [name for part, _ in parts for name in part]
+    images = np.concatenate([stack for _, stack in parts])
+    hint = inverted_hint(names, images)
+    if hint:
+        print(hint, file=sys.stderr)
     labels, probabilities = model.predict(images, batch_size=BATCH_SIZE.value)
-    for path, label, row in zip(paths, labels, probabilities, strict=True):
+    for path, label, row in zip(names, labels, probabilities, strict=True):
         best = np.argsort(-row, kind="stable")[:top]
         ranked = ", ".join(f"{k}: {row[k]:.4f}" for k in best)
         print(f"{path}: label {label} (probability {row[label]:.4f}); top {top}: {ranked}")

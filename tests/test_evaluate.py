@@ -174,3 +174,31 @@ def test_bad_inputs_exit_2_with_one_error_line(run, tmp_path):
         lines = error_lines(err)
         assert code == 2 and len(lines) == 1 and message in lines[0], (args, code, err)
         assert "Traceback" not in err and not out.strip(), args
+
+
+def test_script_classifies_a_folder_and_an_npy_stack_as_the_api_does(run, model, data, tmp_path):
+    """Issue 21: --images takes a folder of image files and an (N, 28, 28[, 1]) .npy stack; each
+    image's label is model.predict's on the same pixels."""
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for index in (2, 3):
+        np.save(folder / f"d{index}.npy", data.test_images[index])
+    stack = tmp_path / "stack.npy"
+    np.save(stack, data.test_images[4:9, :, :, 0])  # (5, 28, 28): grey, no channel axis
+    code, out, err = evaluate(f"--workdir={run}", f"--images={folder},{stack}", "--top=1")
+    assert code == 0, err
+    expected = [str(folder / "d2.npy"), str(folder / "d3.npy"),
+                *(f"{stack}[{i}]" for i in range(5))]
+    labels, _ = model.predict(np.concatenate([data.test_images[2:4], data.test_images[4:9]]))
+    lines = out.splitlines()
+    assert [line.split(": label")[0] for line in lines] == expected
+    assert [int(line.split(": label ")[1].split()[0]) for line in lines] == labels.tolist()
+    assert "inverted" not in err
+
+
+def test_inverted_images_get_a_one_line_hint(run, data, tmp_path):
+    stack = tmp_path / "inverted.npy"
+    np.save(stack, 1.0 - data.test_images[:2])  # dark digits on white
+    code, _, err = evaluate(f"--workdir={run}", f"--images={stack}")
+    hints = [line for line in err.splitlines() if line.startswith("hint:")]
+    assert code == 0 and len(hints) == 1 and "inverted" in hints[0], err
