@@ -38,7 +38,26 @@ from pathlib import Path
 
 QUICK = os.environ.get("CNN_JAX_NOTEBOOK_QUICK") == "1"  # fewer images/epochs in steps 4, 8, 9
 START = time.perf_counter()
-ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "cnn_jax").is_dir())
+
+
+def repository_root() -> Path:
+    """The cnn_jax repository (its configs/ are read below): the folder holding cnn_jax/ and
+    configs/ at or above the working directory, else the one of the installed package (an
+    editable `pip install -e .`), else an error that says what to do."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "cnn_jax").is_dir() and (folder / "configs").is_dir():
+            return folder
+    spec = importlib.util.find_spec("cnn_jax")
+    if spec is not None and spec.origin is not None:
+        folder = Path(spec.origin).resolve().parent.parent
+        if (folder / "configs").is_dir():
+            return folder
+    raise FileNotFoundError(
+        "this notebook reads the configs/ of the cnn_jax repository: start it from inside a "
+        "clone (cd cnn_jax), or install the clone with `pip install -e .`")
+
+
+ROOT = repository_root()
 sys.path.insert(0, str(ROOT))
 WORK = Path(tempfile.mkdtemp(prefix="cnn_jax_course_"))  # the runs of this notebook, removed last
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets

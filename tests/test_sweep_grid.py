@@ -100,8 +100,8 @@ def test_bad_sweep_configs_are_refused(axes, message):
 
 
 @pytest.mark.parametrize("name, trials, invalid", [
-    ("tiny", 8, 1), ("filter_size", 12, 0), ("stride", 9, 3), ("feature_maps", 15, 0),
-    ("pooling", 12, 0), ("full_product", 360, 140), ("lr_seed", 20, 0),
+    ("tiny", 8, 1), ("filter_size", 20, 0), ("stride", 15, 5), ("feature_maps", 25, 0),
+    ("pooling", 40, 0), ("full_product", 360, 140), ("lr_seed", 20, 0),
 ])
 def test_preset_sweeps_expand_and_plan(name, trials, invalid):
     sweep = load_sweep(load_config_file(SWEEPS / f"{name}.py"))

@@ -183,3 +183,32 @@ def test_tensorboard_itself_reads_the_event_files(tmp_path):
     tags = accumulator.Tags()["scalars"]
     assert "epoch/test_accuracy" in tags and "train/loss" in tags
     assert [event.step for event in accumulator.Scalars("epoch/test_accuracy")] == [40]
+
+
+def _course_root_prelude() -> str:
+    """docs/course.py up to where it finds the repository (ROOT = ...)."""
+    source = (REPO / "docs" / "course.py").read_text()
+    end = source.index("\n", source.index("\nROOT = ") + 1)
+    return source[:end] + "\nprint(ROOT)\n"
+
+
+def test_the_course_notebook_finds_the_repository_when_run_outside_it(tmp_path):
+    """Issue 21: run outside the repository (after `pip install -e .`) the notebook died with a
+    bare StopIteration; it must find the installed package's repository, or say what to do."""
+    import os
+    import subprocess
+    import sys
+
+    prelude = _course_root_prelude()
+    installed = subprocess.run([sys.executable, "-c", prelude], cwd=tmp_path, capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60,
+                               check=False)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert installed.stdout.strip() == str(REPO)
+    nowhere = subprocess.run([sys.executable, "-I", "-c", prelude], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert "StopIteration" not in nowhere.stderr
+    if nowhere.returncode == 0:  # cnn_jax is installed in this interpreter (pip install -e .)
+        assert nowhere.stdout.strip() == str(REPO)
+    else:
+        assert "FileNotFoundError" in nowhere.stderr and "pip install -e ." in nowhere.stderr
