@@ -45,6 +45,27 @@ def define_config_file(name: str, default: str | None, help_text: str):
     return config_flags.DEFINE_config_file(name, None, help_text)
 
 
+def define_run_flags():
+    """--workdir (a training run's folder) and --checkpoint (best | latest | a step number), as
+    the scripts that read a trained run define them."""
+    workdir = flags.DEFINE_string("workdir", None, "Folder of a training run (required).")
+    checkpoint = flags.DEFINE_string(
+        "checkpoint", "best", "best (best validation accuracy), latest, or a step number.")
+    flags.register_validator(
+        "checkpoint",
+        lambda value: value in ("best", "latest") or bool(re.fullmatch(r"\d+", value)),
+        "--checkpoint must be best, latest or a step number")
+    return workdir, checkpoint
+
+
+def require_run_folder(argv: list[str], workdir: str | None) -> None:
+    """No positional arguments, and --workdir given."""
+    if len(argv) > 1:
+        fail(f"unexpected arguments {argv[1:]}; options are flags such as --workdir=...")
+    if not workdir:
+        fail("--workdir is required: the folder of a training run")
+
+
 def _verbose(argv: list[str]) -> bool:
     return any(arg in ("--verbose", "--verbose=true", "--verbose=True") for arg in argv)
 

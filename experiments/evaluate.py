@@ -18,7 +18,6 @@ traceback).
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -38,9 +37,7 @@ from cnn_jax.inference import (
     read_images,
 )
 
-WORKDIR = flags.DEFINE_string("workdir", None, "Folder of a training run (required).")
-CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "best", "best (best validation accuracy), latest, or a step number.")
+WORKDIR, CHECKPOINT = cli.define_run_flags()
 SPLIT = flags.DEFINE_enum("split", "test", ["test", "validation"], "Split to evaluate.")
 IMAGES = flags.DEFINE_list("images", [], "Comma-separated PNG or NPY files, NPY stacks "
                           "(N, H, W[, C]) or folders of such files, to classify.")
@@ -48,16 +45,10 @@ TOP = flags.DEFINE_integer("top", None, "Labels to print per image (1..classes; 
                            lower_bound=1)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", CHUNK_SIZE, "Images per compiled call.",
                                   lower_bound=1)
-flags.register_validator(
-    "checkpoint", lambda value: value in ("best", "latest") or bool(re.fullmatch(r"\d+", value)),
-    "--checkpoint must be best, latest or a step number")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}; options are flags such as --workdir=...")
-    if not WORKDIR.value:
-        cli.fail("--workdir is required: the folder of a training run")
+    cli.require_run_folder(argv, WORKDIR.value)
     read_config(WORKDIR.value)  # a run folder, before anything is compiled
     for path in IMAGES.value:
         if not path.strip():

@@ -16,28 +16,18 @@ Exit codes: 0 written, 2 bad flags or run folder (one `error:` line).
 
 from __future__ import annotations
 
-import re
-
 from absl import flags
 
 from cnn_jax import cli
 
-WORKDIR = flags.DEFINE_string("workdir", None, "Folder of a training run (required).")
+WORKDIR, CHECKPOINT = cli.define_run_flags()
 OUT = flags.DEFINE_string("out", None, "File to write (default: WORKDIR/model.jax_export).")
-CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", "best", "best (best validation accuracy), latest, or a step number.")
 PLATFORMS = flags.DEFINE_list("platforms", ["cpu"], "Platforms the program is lowered for "
                               "(cpu, cuda, rocm, tpu); one file can hold several.")
-flags.register_validator(
-    "checkpoint", lambda value: value in ("best", "latest") or bool(re.fullmatch(r"\d+", value)),
-    "--checkpoint must be best, latest or a step number")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        cli.fail(f"unexpected arguments {argv[1:]}; options are flags such as --workdir=...")
-    if not WORKDIR.value:
-        cli.fail("--workdir is required: the folder of a training run")
+    cli.require_run_folder(argv, WORKDIR.value)
     from cnn_jax.export import export_run, read_facts
 
     checkpoint = CHECKPOINT.value
