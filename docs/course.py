@@ -351,6 +351,16 @@ display(Image(filename=str(next((WORK / "sweep" / "plots").glob("heatmap_*.png")
 # - [docs/results.md](results.md): Nielsen's chapter 6 table reproduced
 #   (`python -m experiments.nielsen_ch6`) and the "why CNNs" ablation (fully connected → local
 #   → shared → pooling, `python -m experiments.why_cnn`).
+# - The explorer, one offline page per sweep where a slider changes a layer's geometry and shows
+#   the shapes, the size formula, the receptive field, the kernels and the measured accuracy
+#   together: `python -m experiments.sweep --config=configs/sweeps/filter_size.py
+#   --workdir=sweeps/filter --config.seeds="(0,1)" --config.base.num_epochs=1`, then
+#   `python -m experiments.explore --workdir=sweeps/filter` writes
+#   [sweeps/filter/explorer/index.html](../sweeps/filter/explorer/index.html) (that sweep's page
+#   is the picture below; `--config=configs/course_3maps.py` gives the geometry of any config
+#   without training).
+#
+#   ![the explorer page of the filter-size sweep on MNIST](explorer.png)
 # - [docs/architecture.md](architecture.md): where each concept lives in the code.
 
 # %%

@@ -297,7 +297,8 @@ function renderResults(plan, entry) {
   $("acc-mean").textContent = acc && acc.mean != null ? pct(acc.mean) : "—";
   $("acc-ci").textContent = !acc || acc.n === 0 ? (editable() ? "(not trained)" : "(no finished trial)")
     : acc.n === 1 ? "(1 seed: no interval)"
-      : `(95% CI ${pct(acc.low)} … ${pct(acc.high)}, ${acc.n} seeds)`;
+      : `(95% CI ${pct(Math.max(acc.low, 0))} … ${pct(Math.min(acc.high, 1))}` +
+        `${acc.low < 0 || acc.high > 1 ? ", clipped to 0–100%" : ""}, ${acc.n} seeds)`;
   $("params").textContent = plan.error ? "—" : fmt(plan.rows.reduce((a, r) => a + r.params, 0));
   $("macs").textContent = plan.error ? "—" : fmt(plan.rows.reduce((a, r) => a + r.macs, 0));
   $("img-s").textContent = entry && entry.images_per_second ? `${fmt(entry.images_per_second)} img/s` : "—";
