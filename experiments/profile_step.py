@@ -28,7 +28,8 @@ def main(argv: list[str]) -> None:
     from cnn_jax.bench import step_profile as profile
     from cnn_jax.bench.worker import jax_group
 
-    spec = {"batch_size": BATCH.value, "steps": STEPS.value + 2}
+    # one jitted step per batch (the profile is of one step, also where 'auto' would scan)
+    spec = {"batch_size": BATCH.value, "steps": STEPS.value + 2, "strategy": "step"}
     if CONFIG.value is not None:
         from cnn_jax.config import layer_dicts, validate_config
 

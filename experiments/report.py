@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
 
     workdir = Path(WORKDIR.value)
     if not workdir.is_dir():
-        cli.fail(f"{workdir} is not a sweep workdir: "
+        cli.fail(f"{workdir} is not a sweep workdir (no sweep.json): "
                  + ("it does not exist" if not workdir.exists() else "not a directory"))
     check_writable(workdir)  # the report is written there: WorkdirError → one error line
     try:

@@ -57,8 +57,10 @@ def test_every_readme_command_runs_on_small_data(tmp_path):
     matplotlib.image.imsave(tmp_path / "digit.png", image, cmap="gray", vmin=0, vmax=1)
 
     def local(arg: str) -> str:
-        if arg.startswith("--workdir="):
-            return f"--workdir={tmp_path / arg.split('=', 1)[1].strip('/').replace('/', '_')}"
+        for flag in ("--workdir=", "--run="):
+            if arg.startswith(flag):
+                folder = arg.split("=", 1)[1].strip("/").replace("/", "_")
+                return f"{flag}{tmp_path / folder}"
         if arg.startswith("--images="):
             files = arg.split("=", 1)[1].split(",")
             return "--images=" + ",".join(str(tmp_path / name) for name in files)

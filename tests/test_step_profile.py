@@ -27,7 +27,7 @@ def test_hlo_metadata_names_the_operation_and_the_pass():
 
 def test_a_traced_step_is_mostly_convolutions_and_the_table_says_so():
     group, state = jax_group({"network": "nielsen_cp2_fc100_relu", "batch_size": 16,
-                              "steps": 8})
+                              "steps": 8, "strategy": "step"})
     programs, _ = group.compile(state)
     profile = step_profile.profile_group(group, programs, state, steps=4)
     assert profile["steps"] == 4 and profile["wall_ms_per_step"] > 0
