@@ -180,8 +180,15 @@ def _run_locked(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep
     finally:
         if ray_session is not None:
             ray_session.close()
+    return finish(workdir, log, statuses, ran, interrupted, report=report)
+
+
+def finish(workdir: Path, log: SweepLog, statuses: dict[str, str], ran: list[str],
+           interrupted: bool, *, report: bool, what: str = "sweep") -> SweepOutcome:
+    """The end of a sweep or search: the interruption noted, results tables and the report
+    rewritten, the statuses logged."""
     if interrupted:
-        log.write("sweep interrupted; rerun the same command to resume")
+        log.write(f"{what} interrupted; rerun the same command to resume")
     tables.write_results(workdir)
     if report:
         from cnn_jax.sweep.report import build_report

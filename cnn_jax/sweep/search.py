@@ -263,7 +263,7 @@ def run_search(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
     """
     from cnn_jax.compilation_cache import enable_compilation_cache
     from cnn_jax.sweep import results as tables
-    from cnn_jax.sweep.run import SweepOutcome, cache_dir
+    from cnn_jax.sweep.run import cache_dir, finish
     from cnn_jax.sweep.worker import dataset_for
     from cnn_jax.train.interrupts import StopRequests
 
@@ -317,18 +317,9 @@ def run_search(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         if not interrupted:
             interrupted = _promote_and_finalize(search, promote, ran, room, stop)
     search.write_manifest()
-    if interrupted:
-        log.write("search interrupted; rerun the same command to resume")
-    tables.write_results(workdir)
-    if report:
-        from cnn_jax.sweep.report import build_report
-
-        log.write(f"report: {build_report(workdir)}")
     statuses = {entry["id"]: trialdir.status_of(trialdir.trial_dir(workdir, entry["id"]))
                 for entry in read_json(workdir / "sweep.json")["trials"]}
-    outcome = SweepOutcome(statuses, ran, interrupted)
-    log.write(f"statuses: {outcome.counts()}")
-    return outcome
+    return finish(workdir, log, statuses, ran, interrupted, report=report, what="search")
 
 
 def _describe(values: dict[str, Any]) -> str:
