@@ -49,6 +49,10 @@ class WorkdirError(CnnJaxError, RuntimeError):
     """The workdir cannot be used for this run (another config, in use, not writable, full)."""
 
 
+class RunError(CnnJaxError, ValueError):
+    """A folder that is not a trained run, or a checkpoint it does not hold."""
+
+
 class GroupError(CnnJaxError, ValueError):
     """Runs that cannot be trained as one vmapped program (they differ in more than values, or
     hold no common checkpoint step)."""

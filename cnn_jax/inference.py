@@ -28,7 +28,7 @@ import numpy as np
 
 from cnn_jax.config import build_network, with_defaults
 from cnn_jax.data.registry import dataset_info
-from cnn_jax.errors import CnnJaxError, DataError, ShapeError
+from cnn_jax.errors import DataError, RunError, ShapeError
 from cnn_jax.network import Network, Params
 from cnn_jax.train.checkpoints import Checkpointer, read_error
 from cnn_jax.train.logs import read_jsonl
@@ -38,10 +38,6 @@ from cnn_jax.train.workdir import LOCK_NAME
 CHUNK_SIZE = 1000  # images per compiled call
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601 luma, as PIL's "L"
 IMAGE_SUFFIXES = (".png", ".npy")
-
-
-class RunError(CnnJaxError, ValueError):
-    """A folder that is not a trained run, or a checkpoint it does not hold."""
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -384,9 +380,3 @@ def _scaled(path: Path, array: np.ndarray, pixel_scale: float) -> np.ndarray:
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(map(str, shape))
 
-
-def confusion_matrix(labels: Any, predicted: Any, classes: int) -> np.ndarray:
-    """(classes, classes) int64 counts: row = true label, column = predicted label."""
-    labels, predicted = np.asarray(labels, np.int64), np.asarray(predicted, np.int64)
-    return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(
-        classes, classes)

@@ -95,7 +95,8 @@ def test_predictions_equal_network_apply(model, data):
 
 
 def test_load_run_errors(run, tmp_path):
-    from cnn_jax.inference import RunError, load_run
+    from cnn_jax.errors import RunError
+    from cnn_jax.inference import load_run
     from cnn_jax.train.workdir import WorkdirLock
 
     with pytest.raises(RunError, match="not a run folder"):
@@ -110,7 +111,8 @@ def test_load_run_errors(run, tmp_path):
 
 
 def test_image_shape_from_the_shape_table(run, model, tmp_path):
-    from cnn_jax.inference import RunError, run_facts
+    from cnn_jax.errors import RunError
+    from cnn_jax.inference import run_facts
 
     config = model.config.copy_and_resolve_references()
     config.dataset = "idx"  # no facts in the registry: the first record of metrics.jsonl
@@ -202,3 +204,25 @@ def test_inverted_images_get_a_one_line_hint(run, data, tmp_path):
     code, _, err = evaluate(f"--workdir={run}", f"--images={stack}")
     hints = [line for line in err.splitlines() if line.startswith("hint:")]
     assert code == 0 and len(hints) == 1 and "inverted" in hints[0], err
+
+
+def test_confusion_matrix_of_a_hand_worked_case():
+    from cnn_jax.evaluation import confusion_matrix, format_confusion
+
+    labels, predicted = [0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2]
+    expected = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 2]])
+    np.testing.assert_array_equal(confusion_matrix(labels, predicted, 3), expected)
+    lines = format_confusion(expected).splitlines()
+    assert lines[1].split() == ["true\\pred", "0", "1", "2"]
+    assert [line.split() for line in lines[2:]] == [["0", "1", "1", "0"], ["1", "0", "1", "0"],
+                                                    ["2", "1", "0", "2"]]
+
+
+def test_score_split_is_the_runs_validation_accuracy(run, model):
+    from cnn_jax.evaluation import score_split
+
+    score = score_split(model, "validation", batch_size=64)
+    best = json.loads((run / "results.json").read_text())
+    epoch = read_records(run, ("epoch",))[best["best_epoch"] - 1]
+    assert (score.correct, score.total) == (round(epoch["val_accuracy"] * 100), 100)
+    assert score.confusion.sum() == score.total and np.trace(score.confusion) == score.correct
