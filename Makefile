@@ -1,5 +1,6 @@
-# Quick start: `make run` trains the default network on the embedded MNIST set; `make test` runs
-# the tests. Both create .venv and install requirements.txt on first use.
+# Quick start: `make run` trains configs/default.py (Nielsen's CP-CP-FC100 network on the full
+# MNIST, prepared offline on first use); `make test` runs the tests. Both create .venv and
+# install requirements.txt on first use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -7,8 +7,8 @@
 Shape table: conv1 28×28×1 → 24×24×3 (78 parameters: 3·(5·5 + 1)), pool1 → 12×12×3, dense1
 432 → 10; 4,408 parameters in all. The kernel grid (runs/course_3maps/kernels_conv1.png) draws
 the three shared 5×5 kernels as colours, as on the course's slide.
-Measured on 2 CPU cores: test accuracy 91.6% at the best validation epoch (8; final 93.7%)
-after 10 epochs, 1.5 s of training (3.4 s before the offsets convolution).
+Measured: test accuracy 91.6% at the best validation epoch (8; final 93.7%) after 10 epochs
+(machine, date and time: docs/results.md, "Other configs").
 """
 
 from cnn_jax.config import base_config

@@ -8,10 +8,9 @@ Network: 5×5 conv 20 maps → 2×2 max pool → 5×5 conv 40 maps → 2×2 max 
 decay, mini-batches of 64, 4 epochs; the reported number is the test accuracy at the epoch of
 best validation accuracy (Nielsen's protocol).
 
-Measured on the 2-core Intel Xeon VM, quiet (load ≈ 1.8), `make run` with an empty data folder:
-**99.39% test accuracy** at the best validation epoch (4; validation 99.11%) in **56 s wall**,
-preparing MNIST (once), compile and plots included; 34.5 s of training at ≈ 5,800 img/s.
-Seeds 1 and 2 (same machine, busy): 99.32% and 99.24%.
+Measured: **99.39% test accuracy** at the best validation epoch (4; validation 99.11%);
+seeds 1 and 2: 99.32% and 99.24% (machines, dates and wall times: docs/results.md, "Other
+configs").
 """
 
 from cnn_jax.config import base_config

@@ -23,16 +23,11 @@ epoch 1). The 2 best trials by validation accuracy are then trained again with s
 each), so the report's paired tests and intervals compare them on equal footing; the report adds
 hyper-parameter importance (fANOVA) over the finished trials.
 
-Budget: 18 trials and 2 finalists. Expected wall time on the 2-core machine: about 85 min, an
-estimate, not a measurement of this study: one epoch of the base network (CP20-CP20, 0.93 M
-multiply-adds per image) on 50,000 images ≈ 35 s at the ≈ 1,500 img/s the mnist_5k sweeps
-measured on 2 busy cores; the space's draws average 2.8 M multiply-adds (median 1.0 M, 90th
-percentile 6.7 M; 24% of draws impossible, measured by planning 1,500 random draws), so ≈ 105 s
-per epoch; successive halving trains 1 + 2/3 epochs per trial on average: 18 × 175 s ≈ 52 min;
-the finalists' 8 extra runs × 3 epochs ≈ 28 min (taking them at twice the base's cost);
-compiles ≈ 3 min. The worst draw (64 and 128 maps without pooling, SAME padding) costs 61.6 M
-multiply-adds, about 66× the base: a study that draws several such networks runs longer;
---max_trials=N splits it into parts.
+Budget: 18 trials and 2 finalists, sized to fit 90 minutes on a 2-core CPU; the measured wall
+time, the answers and their evidence are in docs/study.md. The space's draws cost on average 3×
+the base network's multiply-adds (the largest, 64 and 128 maps without pooling and SAME
+padding, 66×): a study that draws several such networks runs longer; --max_trials=N splits it
+into parts.
 """
 
 from cnn_jax.sweep.bases import mnist_base, search_config

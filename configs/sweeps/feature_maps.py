@@ -6,10 +6,8 @@
 Base: `mnist_base()` (cnn_jax/sweep/bases.py). Sizes do not change (conv1 24×24×n, pool1
 12×12×n); parameters and multiply-adds grow with n (conv1: 26·n parameters, 24·24·25·n MACs;
 conv2: 25·n·20 + 20 parameters). The report compares every n with f = 20 (the base) on the 5
-common seeds, and plots accuracy against parameters and multiply-adds. Expected wall time on the
-2-core machine: about 35 min (an estimate, not a measurement: ≈ 35 s per epoch for f = 20, from
-≈ 1,500 img/s on 2 busy cores as the mnist_5k runs measured; f40 twice that, f1–f6 taken as
-a third of it whatever their multiply-adds, for the fixed costs; × 3 epochs × 5 seeds).
+common seeds, and plots accuracy against parameters and multiply-adds. Results and wall time:
+docs/results.md, "One hyper-parameter at a time".
 """
 
 from cnn_jax.sweep.bases import mnist_base, sweep_config

@@ -7,11 +7,8 @@ the book's split: 50,000 train / 10,000 validation / 10,000 test). Sizes: conv1 
 = 26, 24, 22, 20; pool1 halves it (13, 12, 11, 10); conv2 (5×5) gives 9, 8, 7, 6 and pool2 4, 4,
 3, 3. All four are possible. The report compares every filter size with k = 5 (the book's) on
 the 5 common seeds (paired t-test, Holm) and ranks them by validation accuracy.
-Expected wall time on the 2-core machine: about 35–40 min, 20 trials × 3 epochs × ≈ 35 s (an
-estimate, not a measurement: ≈ 1,500 img/s on 2 busy cores, as the mnist_5k runs of this sweep
-measured, over 50,000 training images; the four sizes cost within 8% of each other in MACs).
-Earlier, on mnist_5k (3,500 training digits) with 3 seeds, the four sizes were within about one
-standard deviation of each other.
+The four sizes cost within 8% of each other in multiply-adds. Results and wall time:
+docs/results.md, "One hyper-parameter at a time".
 """
 
 from cnn_jax.sweep.bases import mnist_base, sweep_config

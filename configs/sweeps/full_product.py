@@ -7,9 +7,8 @@
 4 × 3 × 5 × 3 × 2 = 360 trials. Every combination whose sizes do not fit is recorded as invalid
 before anything trains (most stride-3 ones, and stride 2 with large kernels and 3×3 pooling:
 conv2's 5×5 kernel no longer fits), so shapes.md shows which corner of the grid is impossible.
-220 combinations are possible (measured by planning); each is a new architecture (one compile
-each, ~5 s on CPU) and trains in 1–20 s: on 2 CPU cores expect roughly 40–60 minutes (an
-estimate, not measured); use --max_trials to run it in parts, or the Ray executor.
+220 combinations are possible (counted by planning); each is a new architecture with a compile
+of its own: on 2 CPU cores run it in parts with --max_trials, or with the Ray executor.
 """
 
 from cnn_jax.sweep.bases import sweep_config

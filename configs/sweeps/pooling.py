@@ -10,10 +10,9 @@ network without pooling is the same for both windows, so it trains once per seed
 says `pnone-w3-…: not trained, the same network and training as pnone-w2-…`): 35 trials. The
 report compares every configuration with max 2×2 (the book's) on the 5 common seeds; the plot
 against the pool type shows points with 95% intervals, not lines (the types are categories).
-Expected wall time on the 2-core machine: about 1 h 20 min (an estimate, not a measurement:
-≈ 35 s per epoch for the window-2 networks, from ≈ 1,500 img/s on 2 busy cores as the mnist_5k
-runs measured, scaled by multiply-adds: window 3 × 0.48, none × 4.6; × 3 epochs × 5 seeds; the
-network without pooling is three fifths of it). Run it in parts with --max_trials if needed.
+Results and wall time: docs/results.md, "One hyper-parameter at a time"; the network without
+pooling does most of the work (4.6× the multiply-adds): run it in parts with --max_trials if
+needed.
 """
 
 from cnn_jax.sweep.bases import mnist_base, sweep_config

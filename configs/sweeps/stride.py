@@ -6,10 +6,8 @@ impossible).
 Base: `mnist_base()` (cnn_jax/sweep/bases.py). Sizes (5×5 kernels): conv1 out = floor((28 − 5)/s)
 + 1 = 24, 12, 8; pool1 12, 6, 4; conv2 (5×5) 8, 2, and for s = 3 an input of 4 < 5: impossible,
 recorded as invalid with that reason before anything trains. The report compares s = 2 with
-s = 1 on the 5 common seeds. Expected wall time on the 2-core machine: about 12 min (an
-estimate, not a measurement: 5 trials of s = 1 at 3 × ≈ 35 s, from ≈ 1,500 img/s on 2 busy cores
-as the mnist_5k runs measured, and 5 of s = 2, 8× fewer multiply-adds, at roughly a third of
-that).
+s = 1 on the 5 common seeds. s = 2 has 8× fewer multiply-adds. Results and wall time:
+docs/results.md, "One hyper-parameter at a time".
 """
 
 from cnn_jax.sweep.bases import mnist_base, sweep_config

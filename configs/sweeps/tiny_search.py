@@ -9,8 +9,7 @@ conv1 (4 maps, k ∈ {5, 9}, stride ∈ {1, 3}) → pool1 (max or none, 2×2) �
 10 logits, learning rate log-uniform in [0.03, 0.3], 3 epochs on 300 training images of the
 embedded MNIST set; 6 trials, the 2 best trained again with seeds 1 and 2. k9-s3-pmax is
 impossible (conv2's 4×4 kernel on a 3×3 map): such a draw is recorded in shapes.md and another
-is drawn. The wall time is a few seconds per trial after the compiles (an estimate: not
-measured on a quiet machine).
+is drawn.
 """
 
 import importlib.util
