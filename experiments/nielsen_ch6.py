@@ -26,9 +26,9 @@ from cnn_jax import cli
 from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.config import validate_config
 from cnn_jax.data import dataset_info, dataset_names
+from cnn_jax.provenance import describe_devices
 from cnn_jax.research import nielsen
 from cnn_jax.research.nielsen_report import plot_best_kernels, plot_curves, table_markdown
-from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/nielsen", "Output folder.")

@@ -23,8 +23,8 @@ from cnn_jax.activations import ACTIVATIONS
 from cnn_jax.compilation_cache import enable_compilation_cache
 from cnn_jax.config import validate_config
 from cnn_jax.data import dataset_info, dataset_names
+from cnn_jax.provenance import describe_devices
 from cnn_jax.research import why_cnn
-from cnn_jax.train.devices import describe_devices
 from cnn_jax.train.logs import atomic_write_text
 
 WORKDIR = flags.DEFINE_string("workdir", "runs/why_cnn", "Output folder.")

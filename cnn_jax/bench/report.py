@@ -1,14 +1,11 @@
-"""Machine description and the Markdown report of a benchmark run."""
+"""The Markdown report of a benchmark run."""
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import Any
 
 from cnn_jax.bench.runner import BASELINE, PROJECT, TORCH
 from cnn_jax.markdown import markdown_table
-from cnn_jax.train.devices import cpu_model
 
 TABLE_COLUMNS = (
     "network", "batch", "project train img/s", "PyTorch train img/s", "ratio project/PyTorch",
@@ -17,33 +14,6 @@ TABLE_COLUMNS = (
     "CPU µs/img train project / PyTorch", "formulation",
 )
 TABLE_HEADER = markdown_table(TABLE_COLUMNS, []).splitlines()[0]
-
-
-def machine_info(device: str = "cpu") -> dict[str, Any]:
-    import jax
-
-    info: dict[str, Any] = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "jax": jax.__version__, "platform": platform.platform(),
-    }
-    try:
-        import jaxlib
-
-        info["jaxlib"] = jaxlib.__version__
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        info["torch"] = None
-    if device != "cpu":
-        devices = jax.devices()
-        info["accelerator"] = f"{len(devices)} × {devices[0].device_kind}"
-    info["xla_flags"] = os.environ.get("XLA_FLAGS", "")
-    return info
 
 
 def _fmt(stat: dict[str, float] | None, digits: int = 0) -> str:

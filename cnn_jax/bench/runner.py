@@ -189,7 +189,7 @@ def compile_cache_times(network: str = "nielsen_cp2_fc100_relu", batch: int = 10
 
 def run_benchmark(settings: BenchSettings, log=print) -> dict[str, Any]:
     """Every row, plus compile-cache and (where an accelerator exists) vmap measurements."""
-    from cnn_jax.bench.report import machine_info
+    from cnn_jax.provenance import machine_info
 
     use_torch = torch_available()
     if not use_torch:

@@ -205,7 +205,7 @@ def run_one(spec: dict[str, Any], timeout_s: float, log=print) -> dict[str, Any]
 
 def run(settings: Settings, log=print) -> dict[str, Any]:
     """Every participant × seed, alternated; the report for `markdown`."""
-    from cnn_jax.bench.report import machine_info
+    from cnn_jax.provenance import machine_info
 
     unknown = [name for name in settings.participants if name not in PARTICIPANTS]
     if unknown:

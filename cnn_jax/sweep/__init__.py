@@ -12,8 +12,9 @@ hparams (TensorBoard), log (the sweep log).
 
 from cnn_jax.sweep.grid import Dimension, Sweep, Trial, expand, load_sweep
 from cnn_jax.sweep.keys import SweepError, canonical_key, parse_key, set_value
+from cnn_jax.sweep.outcome import SweepOutcome
 from cnn_jax.sweep.report import build_report
-from cnn_jax.sweep.run import SweepOutcome, run_sweep
+from cnn_jax.sweep.run import run_sweep
 
 __all__ = [
     "Dimension", "Sweep", "SweepError", "SweepOutcome", "Trial", "build_report", "canonical_key",

@@ -23,6 +23,7 @@ from cnn_jax.sweep import stats, trialdir
 from cnn_jax.sweep.hparams import write_hparams
 from cnn_jax.sweep.plots import make_plots
 from cnn_jax.sweep.results import baseline_of, compare_groups, write_results
+from cnn_jax.sweep.search_report import search_section
 from cnn_jax.train.logs import atomic_write_text, read_json
 
 
@@ -221,8 +222,6 @@ def architectures_section(workdir: Path, rows: list[dict[str, Any]]) -> str:
 def _search_part(workdir: Path, manifest: dict[str, Any]) -> list[str]:
     if manifest.get("kind") != "search":
         return []
-    from cnn_jax.sweep.search import search_section
-
     return ["## Search", "", search_section(workdir, manifest), ""]
 
 

@@ -17,7 +17,6 @@ The persistent JAX compilation cache lives in workdir/jax_cache.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -31,24 +30,12 @@ from cnn_jax.sweep import results as tables
 from cnn_jax.sweep import trialdir
 from cnn_jax.sweep.grid import distinct, load_sweep
 from cnn_jax.sweep.log import SweepLog
+from cnn_jax.sweep.outcome import SweepOutcome, cache_dir, config_record, finish
 from cnn_jax.sweep.plan import TrialPlan, plan_all, write_shapes
 from cnn_jax.train.logs import atomic_write_json
 from cnn_jax.train.workdir import WorkdirLock, check_writable, workdir_failure
 
 CONSOLE_TABLES = 12  # more configurations than this: the tables go to the log file only
-
-
-@dataclasses.dataclass
-class SweepOutcome:
-    statuses: dict[str, str]  # trial id → status after this invocation
-    ran: list[str]  # trials run by this invocation
-    interrupted: bool
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for status in self.statuses.values():
-            counts[status] = counts.get(status, 0) + 1
-        return counts
 
 
 EXECUTORS = ("auto", "local", "vmap", "ray")
@@ -85,24 +72,14 @@ def vmap_groups(plans: list[TrialPlan], max_models: int) -> list[list[TrialPlan]
     return groups
 
 
-def cache_dir(workdir: Path, override: str | None = None) -> str:
-    return str(Path(override or workdir / "jax_cache").expanduser().resolve())
-
-
 def _manifest(sweep, plans: list[TrialPlan], sweep_config) -> dict[str, Any]:
     return {
         "name": sweep.name, "dimensions": [d.as_dict() for d in sweep.dimensions],
         "seeds": list(sweep.seeds), "trials": [p.trial.record() for p in plans],
         "input_shape": list(plans[0].input_shape) if plans else None,
         "updated": time.time(),
-        "sweep_config": _jsonable(sweep_config),
+        "sweep_config": config_record(sweep_config),
     }
-
-
-def _jsonable(config: ml_collections.ConfigDict) -> Any:
-    import json
-
-    return json.loads(json.dumps(config.to_dict(), default=str))
 
 
 def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
@@ -181,22 +158,6 @@ def _run_locked(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep
         if ray_session is not None:
             ray_session.close()
     return finish(workdir, log, statuses, ran, interrupted, report=report)
-
-
-def finish(workdir: Path, log: SweepLog, statuses: dict[str, str], ran: list[str],
-           interrupted: bool, *, report: bool, what: str = "sweep") -> SweepOutcome:
-    """The end of a sweep or search: the interruption noted, results tables and the report
-    rewritten, the statuses logged."""
-    if interrupted:
-        log.write(f"{what} interrupted; rerun the same command to resume")
-    tables.write_results(workdir)
-    if report:
-        from cnn_jax.sweep.report import build_report
-
-        log.write(f"report: {build_report(workdir)}")
-    outcome = SweepOutcome(statuses, ran, interrupted)
-    log.write(f"statuses: {outcome.counts()}")
-    return outcome
 
 
 def _plan(sweep_config, workdir: Path):

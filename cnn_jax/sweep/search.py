@@ -44,16 +44,19 @@ from cnn_jax.sweep import trialdir
 from cnn_jax.sweep.grid import Trial
 from cnn_jax.sweep.keys import set_value, short_labels
 from cnn_jax.sweep.log import SweepLog
+from cnn_jax.sweep.outcome import cache_dir, config_record, finish
 from cnn_jax.sweep.plan import TrialPlan, input_shape_for, plan_trial, write_shapes
-from cnn_jax.sweep.search_space import load_search, make_pruner, make_sampler, suggest
+from cnn_jax.sweep.search_space import (
+    STUDY_FILE,
+    group_name,
+    load_search,
+    make_pruner,
+    make_sampler,
+    suggest,
+)
 from cnn_jax.train.logs import atomic_write_json, read_json, read_jsonl, write_status
 
-STUDY_FILE = "study.db"
 MAX_INVALID_PER_TRIAL = 20  # impossible draws allowed per trial of the budget before giving up
-
-
-def group_name(number: int) -> str:
-    return f"t{number:04d}"
 
 
 def trial_of(base: ml_collections.ConfigDict, group: str, values: dict[str, Any], seed: int,
@@ -133,8 +136,6 @@ class _Search:
 
     def write_manifest(self) -> list[TrialPlan]:
         """sweep.json (the format of `run.py`'s, with kind 'search') and shapes.md."""
-        from cnn_jax.sweep.run import _jsonable
-
         plans = [self.plan(group, values, seed, self.num_epochs)
                  for group, values, seed in self.entries()]
         labels = short_labels(self.keys)
@@ -151,7 +152,7 @@ class _Search:
             "dimensions": dimensions, "seeds": seeds,
             "trials": [plan.trial.record() for plan in plans],
             "input_shape": list(self.input_shape), "duplicates": {},
-            "sweep_config": _jsonable(self.sweep_config)})
+            "sweep_config": config_record(self.sweep_config)})
         write_shapes(plans, self.workdir / "shapes.md", self.sweep_config.get("name", "") or
                      self.workdir.name)
         return plans
@@ -263,7 +264,6 @@ def run_search(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
     """
     from cnn_jax.compilation_cache import enable_compilation_cache
     from cnn_jax.sweep import results as tables
-    from cnn_jax.sweep.run import cache_dir, finish
     from cnn_jax.sweep.worker import dataset_for
     from cnn_jax.train.interrupts import StopRequests
 
@@ -383,57 +383,3 @@ def _promote_and_finalize(search: _Search, promote, ran: list[str], room, stop) 
             return True
         ran.append(plan.trial.id)
     return stop.requested
-
-
-def search_section(workdir: str | Path, manifest: dict[str, Any]) -> str:
-    """The report's account of a search: sampler, pruner, what each trial became, the pruned
-    trials, and the hyper-parameter importance (`optuna.importance`, fANOVA) of the finished
-    ones."""
-    import optuna
-    from optuna.trial import TrialState
-
-    from cnn_jax.markdown import markdown_table
-
-    options = (manifest.get("sweep_config") or {}).get("search", {})
-    path = Path(workdir) / STUDY_FILE
-    if not path.exists():
-        return "No study yet."
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=manifest.get("name") or "search",
-                              storage=f"sqlite:///{path.resolve()}")
-    trials = study.get_trials(deepcopy=False)
-    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
-    impossible = sum(t.state == TrialState.FAIL and "invalid" in t.user_attrs for t in trials)
-    lines = [
-        f"Sampler {options.get('sampler')} (seed {options.get('seed')}), pruner "
-        f"{options.get('pruner')} on the validation accuracy after each epoch; budget "
-        f"{options.get('num_trials')} trials: {counts[TrialState.COMPLETE]} finished, "
-        f"{counts[TrialState.PRUNED]} stopped early (pruned, checkpoints kept: "
-        "`--promote=tNNNN` trains one on), "
-        f"{counts[TrialState.RUNNING]} cut short (a rerun resumes it); {impossible} impossible "
-        f"draws (not counted; shapes.md). Study: {path.name} (Optuna, SQLite).",
-    ]
-    if study.user_attrs.get("finalists"):
-        lines.append(f"Finalists, trained again with seeds {options.get('finalist_seeds')}: "
-                     f"{', '.join(study.user_attrs['finalists'])}.")
-    if study.user_attrs.get("promoted"):
-        lines.append(f"Promoted after pruning: {', '.join(study.user_attrs['promoted'])}.")
-    pruned = [[group_name(t.number), str(max(t.intermediate_values, default=0)),
-               f"{100 * t.intermediate_values[max(t.intermediate_values)]:.2f}"]
-              for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
-    if pruned:
-        lines += ["", markdown_table(["pruned trial", "epochs trained", "last val acc. (%)"],
-                                     pruned)]
-    lines += ["", "### Hyper-parameter importance", ""]
-    try:
-        importance = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
-    except Exception as error:  # noqa: BLE001 - e.g. too few finished trials: the report goes on
-        lines.append(f"Not available yet: {error}")
-    else:
-        lines += ["Share of the variance of the finished trials' best validation accuracy "
-                  "explained by each hyper-parameter (fANOVA, `optuna.importance`); pruned "
-                  "trials do not count.", "",
-                  markdown_table(["hyper-parameter", "importance"],
-                                 [[key, f"{value:.3f}"] for key, value in importance.items()])]
-    return "\n".join(lines)

@@ -15,6 +15,13 @@ import ml_collections
 from cnn_jax.errors import SweepError
 from cnn_jax.sweep.keys import canonical_key, set_value
 
+STUDY_FILE = "study.db"  # the Optuna study of a search, in its workdir (SQLite)
+
+
+def group_name(number: int) -> str:
+    """The configuration name of the study's trial `number` ('t0007')."""
+    return f"t{number:04d}"
+
 SAMPLERS = ("random", "sobol", "tpe")
 PRUNERS = ("halving", "hyperband", "none")
 KINDS = ("int", "log_int", "choices", "log_float", "float")
