@@ -10,6 +10,7 @@ function as conv + bias → activation → pool, the order used here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,28 @@ def mnist_fast(classes: int = 10) -> list[LayerDict]:
             logits(classes)]
 
 
+ABLATION_STEPS = ("why_fc", "why_local", "why_shared", "why_pooled")
+
+
+def ablation(step: str, classes: int = 10, *, maps: int = 20, kernel: int = 5, fc_units: int = 30,
+             activation: str = "relu") -> list[LayerDict]:
+    """The course's "why CNNs" ablation, one idea at a time, each one hidden layer → classes:
+    'why_fc' `fc_units` fully connected neurons; 'why_local' `maps` maps of kernel×kernel local
+    receptive fields, unshared; 'why_shared' the same maps with shared weights; 'why_pooled'
+    shared weights, then 2×2 max pooling."""
+    shared = conv(maps, kernel, activation)
+    hidden = {
+        "why_fc": [dense(fc_units, activation)],
+        "why_local": [{"type": "local", "features": maps, "kernel": kernel,
+                       "activation": activation}],
+        "why_shared": [shared],
+        "why_pooled": [shared, pool("max", 2)],
+    }
+    if step not in hidden:
+        raise ValueError(f"unknown ablation step {step!r}; one of {ABLATION_STEPS}")
+    return [*hidden[step], logits(classes)]
+
+
 PRESETS: dict[str, Callable[..., list[LayerDict]]] = {
     "course_3maps": course_3maps,
     "nielsen_fc100": nielsen_fc100,
@@ -106,6 +129,7 @@ PRESETS: dict[str, Callable[..., list[LayerDict]]] = {
     "nielsen_cp2_fc1000_dropout": nielsen_cp2_fc1000_dropout,
     "lenet5": lenet5,
     "mnist_fast": mnist_fast,
+    **{step: functools.partial(ablation, step) for step in ABLATION_STEPS},
 }
 
 

@@ -200,6 +200,12 @@ PRESET_COUNTS = {
     "lenet5": 6 * (25 + 1) + 16 * (25 * 6 + 1) + 400 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10,
     # 28 → 24 → 12 → 10 → 5: 5 × 5 × 32 = 800 inputs to the dense layer
     "mnist_fast": 24 * (25 + 1) + 32 * (9 * 24 + 1) + 800 * 256 + 256 + 256 * 10 + 10,
+    # the "why CNNs" ablation: 30 neurons; 20 maps of 5×5 fields unshared (24·24 positions) or
+    # shared; shared then 2×2 max pooling (12·12·20 inputs to the logits)
+    "why_fc": 784 * 30 + 30 + 30 * 10 + 10,
+    "why_local": 24 * 24 * 26 * 20 + (24 * 24 * 20) * 10 + 10,
+    "why_shared": 26 * 20 + (24 * 24 * 20) * 10 + 10,
+    "why_pooled": 26 * 20 + (12 * 12 * 20) * 10 + 10,
 }
 
 
