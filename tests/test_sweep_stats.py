@@ -231,3 +231,29 @@ def test_a_sweep_without_a_finished_trial_makes_no_plots(tmp_path):
              "macs": None} for k in (9, 11)]
     assert make_plots(manifest, rows, tmp_path / "plots") == []
     assert not (tmp_path / "plots").exists()
+
+
+def test_cost_front_keeps_what_nothing_beats_on_both_worked_by_hand():
+    from cnn_jax.sweep.front import cost_front
+
+    rows = [{"group": group, "params": params, "images_per_second_mean": rate,
+             "best_val_accuracy_mean": accuracy}
+            for group, params, rate, accuracy in [
+                ("A", 100, 900, 0.95), ("B", 200, 500, 0.97), ("C", 150, 1000, 0.94),
+                ("D", 200, 700, 0.96), ("E", 300, 100, 0.97), ("F", None, None, 0.99)]]
+    # C: A is cheaper and better; D: B costs the same and is better; E: B is as good, cheaper
+    assert [r["group"] for r in cost_front(rows, "params")] == ["A", "B"]
+    # throughput: more is better; only E is slower than one at least as accurate (B)
+    assert [r["group"] for r in cost_front(rows, "images_per_second_mean")] == ["C", "A", "D",
+                                                                                "B"]
+
+
+def test_report_lists_the_accuracy_against_cost_front(tmp_path):
+    from cnn_jax.sweep import build_report
+
+    report = build_report(fake_sweep(tmp_path)).read_text()
+    section = report.split("## Accuracy against cost")[1].split("\n## ")[0]
+    by_params = section.split("Against parameters")[1].split("Against")[0]
+    groups = [line.split("|")[1].strip() for line in by_params.splitlines()
+              if line.startswith("| k")]
+    assert groups == ["k3-pavg", "k5-pmax"]  # 1,003 and 1,005 parameters

@@ -20,6 +20,7 @@ from typing import Any
 from cnn_jax.markdown import markdown_table
 from cnn_jax.summary import ShapeRow, format_table
 from cnn_jax.sweep import stats, trialdir
+from cnn_jax.sweep.front import COSTS, cost_front
 from cnn_jax.sweep.hparams import write_hparams
 from cnn_jax.sweep.plots import make_plots
 from cnn_jax.sweep.results import baseline_of, compare_groups, write_results
@@ -176,6 +177,23 @@ def statistics_section(manifest: dict[str, Any], rows: list[dict[str, Any]],
     return "\n".join(parts)
 
 
+def front_section(summary: list[dict[str, Any]]) -> str:
+    """For each cost, the configurations on the accuracy-versus-cost front (`front.py`)."""
+    blocks = []
+    for cost, (what, more_is_better) in COSTS.items():
+        rows = cost_front([row for row in summary if row["done"]], cost)
+        if not rows:
+            continue
+        body = [[row["group"], _number(row[cost], 0),
+                 _accuracy(row["best_val_accuracy_mean"], row["best_val_accuracy_std"]),
+                 _accuracy(row["test_accuracy_mean"], row["test_accuracy_std"])] for row in rows]
+        order = "most first" if more_is_better else "cheapest first"
+        blocks += [f"Against {what} ({order}):", "",
+                   markdown_table(["configuration", what, "val acc. (%)", "test acc. (%)"], body),
+                   ""]
+    return "\n".join(blocks).rstrip() or "No configuration has finished yet."
+
+
 def invalid_table(summary: list[dict[str, Any]]) -> str:
     body = [[row["group"], row["reason"]] for row in summary
             if row.get("reason") and not row["done"]]
@@ -253,6 +271,9 @@ def build_report(workdir: str | Path) -> Path:
         *_search_part(workdir, manifest),
         "## Statistics", "", statistics_section(manifest, rows,
                                                 grid=manifest.get("kind") != "search"), "",
+        "## Accuracy against cost", "", "The configurations that no other one beats on both "
+        "validation accuracy and cost; neighbours may be within noise (see Statistics).", "",
+        front_section(summary), "",
         "## Impossible configurations", "", invalid_table(summary), "",
         "## Plots", "", *[f"![{title}](plots/{path.name})\n" for title, path in plots],
         "## All trials", "", trials_table(rows), "",
