@@ -18,12 +18,12 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax import formulations
 from cnn_jax.data.augment import EXPANSION_FACTOR
 from cnn_jax.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names
 from cnn_jax.data.synthetic import SYNTHETIC_TRAIN_SIZE
 from cnn_jax.errors import ConfigError, LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
+from cnn_jax.layers import formulations
 from cnn_jax.losses import LOSSES
 from cnn_jax.network import Network, layer_from_dict
 from cnn_jax.optim import OPTIMIZERS, SCHEDULES

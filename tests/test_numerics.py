@@ -24,7 +24,12 @@ from hypothesis import strategies as st
 from cnn_jax import Conv, Dense, Network, Pool, ShapeError, conv2d, local2d, pool2d
 from cnn_jax.data.dataset import Dataset
 from cnn_jax.errors import DataError
-from cnn_jax.formulations import conv2d_canonical, conv2d_im2col, conv2d_offsets, pool2d_reshape
+from cnn_jax.layers.formulations import (
+    conv2d_canonical,
+    conv2d_im2col,
+    conv2d_offsets,
+    pool2d_reshape,
+)
 
 CONVS = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col,
          "canonical": conv2d_canonical}

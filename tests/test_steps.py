@@ -14,17 +14,16 @@ import numpy as np
 import optax
 import pytest
 
-from cnn_jax import formulations
 from cnn_jax.config import ConfigError, base_config
-from cnn_jax.formulations import (
+from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, formulations, pool2d
+from cnn_jax.layers.dropout import example_keys
+from cnn_jax.layers.formulations import (
     Formulation,
     conv2d_canonical,
     conv2d_im2col,
     conv2d_offsets,
     pool2d_reshape,
 )
-from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, pool2d
-from cnn_jax.layers.dropout import example_keys
 from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.presets import preset

@@ -29,7 +29,7 @@ def candidates(batch: int, plans: Sequence[Any]) -> list[dict[str, Any]]:
     """The formulations timed for one network and batch: each conv × pool form the network's
     layers can take, at one batch; then micro-batch counts that divide the batch (applied by the
     worker to the best single-batch form)."""
-    from cnn_jax.formulations import offsets_apply
+    from cnn_jax.layers.formulations import offsets_apply
 
     kinds = {plan.kind for plan in plans}
     convs = ["lax", "im2col"] if "conv" in kinds else ["lax"]
@@ -139,7 +139,7 @@ def run_grid(networks: Sequence[str], batch_sizes: Sequence[int], *, repeats: in
     """One worker process per (network, batch); returns their rows (see `time_candidates`).
     scan: time step vs scan with lax / canonical gradient convolutions instead (the
     micro-batches 'auto' picks for the batch)."""
-    from cnn_jax.formulations import auto_microbatches
+    from cnn_jax.layers.formulations import auto_microbatches
     from cnn_jax.network import Network
 
     rows = []

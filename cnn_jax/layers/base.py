@@ -31,7 +31,7 @@ class LayerPlan:
 
 
 class Formulation(Protocol):
-    """How conv and pool layers are computed (`cnn_jax.formulations`); None: the layers' own
+    """How conv and pool layers are computed (`cnn_jax.layers.formulations`); None: the layers' own
     `conv2d` and `pool2d`. Same functions, other XLA programs."""
 
     def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array, **window) -> jax.Array: ...

@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from cnn_jax.formulations import Formulation
+from cnn_jax.layers.formulations import Formulation
 from cnn_jax.network import Network
 from cnn_jax.train import results, steps
 from cnn_jax.train.checkpoints import Checkpointer

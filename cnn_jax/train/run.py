@@ -42,10 +42,10 @@ from typing import Any
 import jax
 import ml_collections
 
-from cnn_jax import formulations
 from cnn_jax.config import check_loaded, validate_config, with_defaults
 from cnn_jax.data import Dataset
 from cnn_jax.errors import GroupError, WorkdirError
+from cnn_jax.layers import formulations
 from cnn_jax.network import Network
 from cnn_jax.provenance import provenance
 from cnn_jax.summary import format_table, shape_table

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from cnn_jax.formulations import LAYERS, Formulation
 from cnn_jax.layers.dropout import example_keys
+from cnn_jax.layers.formulations import LAYERS, Formulation
 from cnn_jax.losses import correct, get_loss, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.optim import learning_rate_at, make_optimizer
