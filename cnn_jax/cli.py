@@ -24,15 +24,13 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from cnn_jax.errors import CnnJaxError
+from cnn_jax.errors import CnnJaxError, SweepError
 
 flags.DEFINE_bool("verbose", False, "Show full tracebacks for errors.")
 USAGE_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 _CONFIG_FLAGS: dict[str, str | None] = {}  # config flag name → its default file
 _LAYER_OVERRIDES: list[tuple[str, str, str]] = []  # taken out of sys.argv when defined
-_INDEX = re.compile(r"\.(\d+)(?=[.=\[]|$)")
-_LAYER_OVERRIDE = re.compile(r"^--(\w+)\.((?:[\w\[\]]+\.)*?layers\[\d+\][^=]*)=(.*)$")
 
 
 def define_config_file(name: str, default: str | None, help_text: str):
@@ -79,6 +77,8 @@ def fail(message: str) -> None:
 def with_config_defaults(argv: list[str]) -> list[str]:
     """argv with `--name=<default file>` for every config flag not given, and list indices of
     overrides written as `.0.` read as `[0]`."""
+    from cnn_jax.config.keys import normalized_key
+
     argv = list(argv)
     for name, default in _CONFIG_FLAGS.items():
         given = any(arg == f"--{name}" or arg.startswith(f"--{name}=") for arg in argv)
@@ -91,7 +91,7 @@ def with_config_defaults(argv: list[str]) -> list[str]:
                 key, sep, value = arg[len(prefix):].partition("=")
                 if key == "seeds" and value.strip().isdigit():
                     value = _seed_count(name, int(value))
-                argv[index] = prefix + _INDEX.sub(r"[\1]", key) + sep + value
+                argv[index] = prefix + normalized_key(key) + sep + value
     return argv
 
 
@@ -148,11 +148,14 @@ def _split_layer_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, 
     those as (flag name, key below it, value text). ml_collections would cast a layer field's
     value to the type of its current value (a kernel of 5 refuses '(3,5)') and say 'list index
     out of range' for a layer that does not exist; `_set_layer_field` does neither."""
+    from cnn_jax.config.keys import is_layer_field
+
     kept, overrides = [], []
     for arg in argv:
-        match = _LAYER_OVERRIDE.match(arg)
-        if match and match.group(1) in _CONFIG_FLAGS:
-            overrides.append((match.group(1), match.group(2), match.group(3)))
+        name, _, override = arg[2:].partition(".") if arg.startswith("--") else ("", "", "")
+        key, sep, text = override.partition("=")
+        if name in _CONFIG_FLAGS and sep and is_layer_field(key):
+            overrides.append((name, key, text))
         else:
             kept.append(arg)
     return kept, overrides
@@ -161,12 +164,12 @@ def _split_layer_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, 
 def _set_layer_field(name: str, key: str, text: str) -> None:
     """Sets a layer field of config flag `name` from its text (a number, a tuple such as (3,5),
     or a word such as relu); raises `ValueError` with one clear line."""
-    from cnn_jax.config import _number
-    from cnn_jax.sweep.keys import SweepError, parse_key, set_value
+    from cnn_jax.config.keys import parse_key, set_value
+    from cnn_jax.config.model import layer_field_value
 
     config = flags.FLAGS[name].value
     path = parse_key(key)
-    value = _number(str(path[-1]), text)
+    value = layer_field_value(str(path[-1]), text)
     try:
         set_value(config, path, value)
     except SweepError as error:

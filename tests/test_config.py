@@ -152,7 +152,7 @@ def test_shape_check_uses_the_image_shape_of_the_data_set():
 
 
 def test_loaded_dataset_sizes_are_checked():
-    from cnn_jax.train.inputs import load_for_config
+    from cnn_jax.config import load_for_config
 
     config = tiny_config()
     network = validate_config(config)

@@ -26,10 +26,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cnn_jax.config import base_config, build_network
+from cnn_jax.config import DatasetCache, build_network, schema_defaults
 from cnn_jax.train import train_and_evaluate, train_vmapped
 from cnn_jax.train.checkpoints import Checkpointer
-from cnn_jax.train.inputs import load_for_config
 from cnn_jax.train.logs import read_jsonl, read_status
 from cnn_jax.train.state import create_state
 
@@ -119,7 +118,7 @@ def row_epochs(row: Row, scale: Scale) -> int:
 
 def row_config(row: Row, scale: Scale, seed: int) -> ml_collections.ConfigDict:
     """The training config of one row at one scale and seed."""
-    config = base_config()
+    config = schema_defaults()
     config.seed = seed
     config.dataset = scale.dataset
     config.data_dir, config.idx_dir = scale.data_dir, scale.idx_dir
@@ -145,23 +144,7 @@ class RowResult:
     image_shape: tuple[int, int, int]
 
 
-class DataCache:
-    """Loads each distinct data set once (keyed by the config's data keys)."""
-
-    KEYS = ("dataset", "data_dir", "idx_dir", "validation_size", "train_size", "test_size",
-            "expand")
-
-    def __init__(self) -> None:
-        self._loaded: dict[tuple, Any] = {}
-
-    def get(self, config: ml_collections.ConfigDict):
-        key = tuple(config[k] for k in self.KEYS)
-        if key not in self._loaded:
-            self._loaded[key] = load_for_config(config)
-        return self._loaded[key]
-
-
-def run_row(row: Row, scale: Scale, workdir: Path, data: DataCache, *,
+def run_row(row: Row, scale: Scale, workdir: Path, data: DatasetCache, *,
             vmapped: bool = False, overwrite: bool = False,
             trained: set[Path] | None = None) -> RowResult:
     """Trains the row's networks (one per seed; an ensemble row trains its members), one after
@@ -248,7 +231,7 @@ def run_table(workdir: str | Path, scale: Scale, rows: Sequence[int] | None = No
               vmapped: bool = False, overwrite: bool = False) -> list[RowResult]:
     """Runs the selected rows (default all) at `scale`; rerunning resumes where it stopped
     (`overwrite`: trains the selected rows again from scratch)."""
-    workdir, data, trained = Path(workdir), DataCache(), set()
+    workdir, data, trained = Path(workdir), DatasetCache(), set()
     selected = [row for row in ROWS if rows is None or row.number in rows]
     results = []
     for row in selected:

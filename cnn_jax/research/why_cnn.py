@@ -18,10 +18,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from cnn_jax.config import base_config, build_network
+from cnn_jax.config import base_config, build_network, load_for_config
 from cnn_jax.markdown import markdown_table
 from cnn_jax.presets import conv, dense, logits, pool
-from cnn_jax.research.nielsen import DataCache
 from cnn_jax.research.tables import percent
 from cnn_jax.summary import shape_table
 from cnn_jax.train import train_and_evaluate
@@ -69,8 +68,7 @@ class VariantResult:
 
 def run(workdir: str | Path, config, variant_list: tuple[Variant, ...]) -> list[VariantResult]:
     """Trains every variant with the same config except its layers."""
-    workdir, data = Path(workdir), DataCache()
-    dataset = data.get(config)
+    workdir, dataset = Path(workdir), load_for_config(config)
     out = []
     for index, variant in enumerate(variant_list):
         variant_config = config.copy_and_resolve_references()

@@ -1,17 +1,16 @@
 """Runs one trial (`run_trial`), or a group of same-shape trials as one vmapped program
 (`run_group`), in this process: the same functions for the local, vmap and Ray executors.
 
-The data set is loaded once per process and reused by every trial with the same data keys (the
-fields `load_for_config` reads: dataset, data_dir, idx_dir, validation_size, train_size,
-test_size, expand, and the seed for the synthetic set). The compiled training step is cached on
-its static description (`cnn_jax.train.steps`), so trials that differ only in learning rate, λ or
-seed compile nothing; `CompileCounter` records how many programs each trial compiled, in
-trial.json.
+The data set is loaded once per process and reused by every trial with the same data keys
+(`cnn_jax.config.DATA_KEYS`: dataset, data_dir, idx_dir, validation_size, train_size, test_size,
+expand, and the seed for the synthetic set; the last 2 data sets are kept). The compiled training
+step is cached on its static description (`cnn_jax.train.steps`), so trials that differ only in
+learning rate, λ or seed compile nothing; `CompileCounter` records how many programs each trial
+compiled, in trial.json.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import math
 import traceback
@@ -20,38 +19,18 @@ from typing import Any
 
 import ml_collections
 
-from cnn_jax.config import ConfigError
+from cnn_jax.config import ConfigError, DatasetCache, data_key
 from cnn_jax.data import DataError
 from cnn_jax.sweep import trialdir
 from cnn_jax.sweep.compiles import CompileCounter
 from cnn_jax.sweep.plan import invalid_reason
 from cnn_jax.train.logs import read_json, write_status
 
-DATA_KEYS = ("dataset", "data_dir", "idx_dir", "validation_size", "train_size", "test_size",
-             "expand", "seed")
-_DATASETS: collections.OrderedDict = collections.OrderedDict()
-_KEEP = 2
-LOADS = collections.Counter()  # data key → loads in this process (for tests and the log)
+__all__ = ["LOADS", "data_key", "dataset_for", "run_group", "run_trial"]
 
-
-def data_key(config: ml_collections.ConfigDict) -> tuple:
-    """The fields that pick the data (the seed only for the synthetic set, drawn from it)."""
-    return tuple(config[key] for key in DATA_KEYS
-                 if key != "seed" or config.dataset == "synthetic")
-
-
-def dataset_for(config: ml_collections.ConfigDict):
-    """The config's data set, loaded at most once per process while in use (keeps the last 2)."""
-    from cnn_jax.train.inputs import load_for_config
-
-    key = data_key(config)
-    if key not in _DATASETS:
-        _DATASETS[key] = load_for_config(config)
-        LOADS[key] += 1
-        while len(_DATASETS) > _KEEP:
-            _DATASETS.popitem(last=False)
-    _DATASETS.move_to_end(key)
-    return _DATASETS[key]
+_DATASETS = DatasetCache(keep=2)
+dataset_for = _DATASETS.get  # the config's data set, loaded at most once per process while kept
+LOADS = _DATASETS.loads  # data key → loads in this process (for tests and the log)
 
 
 def run_trial(directory: str | Path, config: ml_collections.ConfigDict, *, executor: str = "local"
