@@ -42,7 +42,7 @@ def score_split(model: TrainedModel, split: str, *, batch_size: int) -> SplitSco
     Raises:
       RunError: the run has no such split (validation_size 0).
     """
-    from cnn_jax.train.inputs import load_for_config
+    from cnn_jax.config import load_for_config
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

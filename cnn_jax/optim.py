@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules: one registry each, so that a new one is one entry.
 
-The learning rate (and momentum) live in the optimizer's state as arrays
-(`optax.inject_hyperparams`), and the schedule is evaluated inside the compiled step from
-arrays of the training state, so trials that differ only in these values share one program.
+The base learning rate (and momentum, Adam's β) live in the optimizer's state as arrays
+(`optax.inject_hyperparams`); the schedule is evaluated inside the compiled step from that base
+rate and the step, and handed to the update without being stored, so the state holds each value
+once and trials that differ only in these values share one program.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ OPTIMIZERS: dict[str, Callable[[], optax.GradientTransformation]] = {
     "momentum": lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=0.0, momentum=0.0),
     "adam": lambda: optax.inject_hyperparams(optax.adam)(learning_rate=0.0, b1=0.9, b2=0.999),
 }
-# optimizer → {its injected hyper-parameter: the config key that sets it}; the learning rate is
-# set at every step from config.learning_rate and the schedule.
+# optimizer → {its injected hyper-parameter: the config key that sets it}; the injected learning
+# rate is config.learning_rate, scaled by the schedule at every step.
 CONFIG_HYPERPARAMS: dict[str, dict[str, str]] = {
     "momentum": {"momentum": "momentum"},
     "adam": {"b1": "adam_b1", "b2": "adam_b2"},
@@ -54,8 +55,8 @@ def make_optimizer(name: str) -> optax.GradientTransformation:
 
 
 def learning_rate_at(schedule: str, step: jax.Array, hyper: dict[str, jax.Array]) -> jax.Array:
-    """The learning rate at `step`: hyper['learning_rate'] × the schedule's factor at
-    step / hyper['total_steps'] (clipped to 1)."""
+    """The learning rate at `step`: the base rate hyper['learning_rate'] × the schedule's factor
+    at step / hyper['total_steps'] (clipped to 1)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
     total = jnp.maximum(hyper["total_steps"], 1.0)

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}")
     from cnn_jax.bench import step_profile as profile
-    from cnn_jax.bench.worker import jax_group
+    from cnn_jax.bench.worker import jax_experiment
 
     # one jitted step per batch (the profile is of one step, also where 'auto' would scan)
     spec = {"batch_size": BATCH.value, "steps": STEPS.value + 2, "strategy": "step"}
@@ -48,9 +48,8 @@ def main(argv: list[str]) -> None:
                      "conv,pool,microbatches, e.g. lax,reshape,8")
         conv, pool, micro = FORMULATION.value
         spec["formulation"] = {"conv": conv, "pool": pool, "microbatches": int(micro)}
-    group, state = jax_group(spec)
-    programs, _ = group.compile(state)
-    print(profile.markdown(title, profile.profile_group(group, programs, state, STEPS.value)))
+    experiment = jax_experiment(spec)
+    print(profile.markdown(title, profile.profile_experiment(experiment, STEPS.value)))
 
 
 if __name__ == "__main__":

@@ -63,17 +63,23 @@ def script_env(**extra: str) -> dict[str, str]:
 
 
 def kill_after(step: int, signal_name: str = "SIGKILL"):
-    """A training callback (`cnn_jax.train.loop.Callback`) that sends this process `signal_name`
-    right after step `step` has been computed and its record and checkpoint (if one is due at
-    `step`) written: a deterministic stand-in for a kill at an arbitrary point. It fires only in
-    a process that takes that step, so the rerun of the same command goes on."""
+    """A training hook (`cnn_jax.train.hooks.Hook`, last in the list) that sends this process
+    `signal_name` right after step `step` has been computed and its record and checkpoint (if one
+    is due at `step`) written: a deterministic stand-in for a kill at an arbitrary point. It fires
+    only in a process that takes that step, so the rerun of the same command goes on."""
+    import jax
+
+    from cnn_jax.train.hooks import Hook
+
     number = signal.Signals[signal_name if signal_name.startswith("SIG") else f"SIG{signal_name}"]
 
-    def callback(done: int, num_steps: int) -> None:
-        if done - num_steps < step <= done:
-            os.kill(os.getpid(), number)
+    class KillAfter(Hook):
+        def on_chunk(self, experiment, epoch, done, num_steps):
+            jax.block_until_ready(experiment.state)
+            if done - num_steps < step <= done:
+                os.kill(os.getpid(), number)
 
-    return callback
+    return KillAfter()
 
 
 def script_command(module: str, args: tuple[str, ...], fault_after: int | None,

@@ -35,12 +35,12 @@ def main(argv: list[str]) -> None:
 
     from cnn_jax.train import run
 
-    original = run._train
+    original = run.fit
 
-    def with_fault(*positional, callbacks=(), **keywords):
-        return original(*positional, callbacks=[*callbacks, kill_after(after, name)], **keywords)
+    def with_fault(experiment, hooks=(), **keywords):
+        return original(experiment, [*hooks, kill_after(after, name)], **keywords)
 
-    run._train = with_fault
+    run.fit = with_fault
     sys.argv = [module, *args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

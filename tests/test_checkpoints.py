@@ -99,7 +99,7 @@ def test_a_run_whose_newest_checkpoint_is_corrupt_resumes_from_the_one_before(tm
     reference = train_and_evaluate(config, tmp_path / "reference")
     workdir = tmp_path / "run"
     stopped = train_and_evaluate(config.copy_and_resolve_references(), workdir,
-                                 callbacks=[_stop_at(60)])
+                                 hooks=[_stop_at(60)])
     assert stopped["status"] == "interrupted" and checkpoint(workdir)[0] == 60
     corrupt_newest(workdir)
     capsys.readouterr()

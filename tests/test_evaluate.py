@@ -41,7 +41,7 @@ def model(run):
 
 @pytest.fixture(scope="module")
 def data(model):
-    from cnn_jax.train.inputs import load_for_config
+    from cnn_jax.config import load_for_config
 
     return load_for_config(model.config)
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import run_script
 
 from cnn_jax.bench import step_profile
-from cnn_jax.bench.worker import jax_group
+from cnn_jax.bench.worker import jax_experiment
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -26,10 +26,9 @@ def test_hlo_metadata_names_the_operation_and_the_pass():
 
 
 def test_a_traced_step_is_mostly_convolutions_and_the_table_says_so():
-    group, state = jax_group({"network": "nielsen_cp2_fc100_relu", "batch_size": 16,
-                              "steps": 8, "strategy": "step"})
-    programs, _ = group.compile(state)
-    profile = step_profile.profile_group(group, programs, state, steps=4)
+    experiment = jax_experiment({"network": "nielsen_cp2_fc100_relu", "batch_size": 16,
+                                 "steps": 8, "strategy": "step"})
+    profile = step_profile.profile_experiment(experiment, steps=4)
     assert profile["steps"] == 4 and profile["wall_ms_per_step"] > 0
     operations = {key: share for key, _, share in profile["by_op"]}
     assert "forward conv_general_dilated" in operations

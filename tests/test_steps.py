@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from cnn_jax.config import ConfigError, base_config
+from cnn_jax.config import ConfigError, schema_defaults
 from cnn_jax.layers import Conv, Dense, Dropout, Pool, conv2d, formulations, pool2d
 from cnn_jax.layers.dropout import example_keys
 from cnn_jax.layers.formulations import (
@@ -28,7 +28,7 @@ from cnn_jax.losses import cross_entropy, l2_penalty
 from cnn_jax.network import Network
 from cnn_jax.presets import preset
 from cnn_jax.shapes import window_geometry
-from cnn_jax.train import steps
+from cnn_jax.train import experiment
 from cnn_jax.train.state import create_state
 
 IMPLS = [("lax", "lax"), ("im2col", "reshape"), ("lax", "reshape"), ("im2col", "lax"),
@@ -47,7 +47,7 @@ def data(count: int, shape=(10, 10, 1), seed: int = 0):
 
 
 def state_for(network, shape, batch, steps_per_epoch, lr=0.1, optimizer="sgd"):
-    config = base_config()
+    config = schema_defaults()
     config.batch_size, config.learning_rate, config.optimizer = batch, lr, optimizer
     return create_state(network, config, shape, steps_per_epoch)
 
@@ -122,7 +122,7 @@ def test_one_step_is_a_hand_computed_sgd_update(conv_impl, pool_impl):
     x, y = images[index], labels[index]
     grads = jax.grad(lambda p: cross_entropy(network.apply(p, x), y))(params)
     logits = network.apply(params, x)
-    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None,
+    run = experiment.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None,
                             Formulation(conv_impl, pool_impl))
     new = run(state, images, labels, order, jnp.int32(1))
     for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
@@ -139,10 +139,10 @@ def test_one_step_is_a_hand_computed_sgd_update(conv_impl, pool_impl):
 def test_scan_of_n_steps_equals_n_single_steps(optimizer, unroll):
     network = tiny_network()
     images, labels = data(20)
-    order = steps.epoch_order(jax.random.key(3), 0, 20)
+    order = experiment.epoch_order(jax.random.key(3), 0, 20)
     make = lambda: state_for(network, (10, 10, 1), 4, 5, lr=0.05, optimizer=optimizer)  # noqa: E731
-    single = steps.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 1, None)
-    fused = steps.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 3, None,
+    single = experiment.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 1, None)
+    fused = experiment.train_steps(network, "cross_entropy", optimizer, "cosine", 4, 3, None,
                               unroll=unroll)
     one_by_one = make()
     for batch in range(1, 4):
@@ -157,7 +157,7 @@ def test_state_is_donated():
     network = tiny_network()
     images, labels = data(8)
     state = state_for(network, (10, 10, 1), 4, 2)
-    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None)
+    run = experiment.train_steps(network, "cross_entropy", "sgd", "constant", 4, 1, None)
     run(state, images, labels, jnp.arange(8), jnp.int32(0))
     assert state.params["conv1"]["kernel"].is_deleted()
 
@@ -168,7 +168,8 @@ def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl)
     params = network.init(jax.random.key(4), (10, 10, 1))
     images, labels = data(8, seed=5)
     weights = jnp.asarray([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)  # the last two are padding
-    run = steps.eval_chunk(network, "cross_entropy", 4, None, Formulation(conv_impl, pool_impl))
+    run = experiment.eval_chunk(network, "cross_entropy", 4, None,
+                                Formulation(conv_impl, pool_impl))
     total_loss = total_hits = 0.0
     for chunk in range(2):
         loss, hits = run(params, images, labels, weights, chunk)
@@ -229,7 +230,7 @@ def test_scanned_steps_with_canonical_gradients_have_no_slow_convolution():
     state = state_for(network, (10, 10, 1), 4, 2)
     labels_of = {}
     for conv in ("lax", "canonical"):
-        run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 4, 2, None,
+        run = experiment.train_steps(network, "cross_entropy", "sgd", "constant", 4, 2, None,
                                 Formulation(conv, "reshape", 1))
         text = run.lower(state, images, labels, jnp.arange(8), jnp.int32(0)).compile().as_text()
         labels_of[conv] = set(re.findall(r"dim_labels=(\S+?),", text))
@@ -257,13 +258,13 @@ def test_choices_that_cannot_take_effect_are_refused():
 
 
 def test_epoch_order_and_all_finite():
-    a = steps.epoch_order(jax.random.key(0), 1, 50)
+    a = experiment.epoch_order(jax.random.key(0), 1, 50)
     assert sorted(np.asarray(a).tolist()) == list(range(50))
-    np.testing.assert_array_equal(a, steps.epoch_order(jax.random.key(0), 1, 50))
-    assert not np.array_equal(a, steps.epoch_order(jax.random.key(0), 2, 50))
-    assert bool(steps.all_finite({"a": jnp.ones(3), "n": jnp.arange(3)}))
-    assert not bool(steps.all_finite({"a": jnp.asarray([1.0, jnp.nan])}))
-    assert not bool(steps.all_finite({"a": jnp.asarray([jnp.inf])}))
+    np.testing.assert_array_equal(a, experiment.epoch_order(jax.random.key(0), 1, 50))
+    assert not np.array_equal(a, experiment.epoch_order(jax.random.key(0), 2, 50))
+    assert bool(experiment.all_finite({"a": jnp.ones(3), "n": jnp.arange(3)}))
+    assert not bool(experiment.all_finite({"a": jnp.asarray([1.0, jnp.nan])}))
+    assert not bool(experiment.all_finite({"a": jnp.asarray([jnp.inf])}))
 
 
 def test_train_step_matches_optax_momentum_reference():
@@ -277,7 +278,7 @@ def test_train_step_matches_optax_momentum_reference():
     grads = jax.grad(lambda p: cross_entropy(network.apply(p, images), labels))(params)
     updates, _ = tx.update(grads, tx.init(params), params)
     expected = optax.apply_updates(params, updates)
-    run = steps.train_steps(network, "cross_entropy", "momentum", "constant", 4, 1, None)
+    run = experiment.train_steps(network, "cross_entropy", "momentum", "constant", 4, 1, None)
     new = run(state, images, labels, jnp.arange(4), jnp.int32(0))
     for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(expected),
                     strict=True):
@@ -318,7 +319,7 @@ def test_microbatched_step_is_the_same_sgd_update(microbatches):
         return cross_entropy(network.apply(p, images), labels) + l2_penalty(p, 0.01)
 
     grads = jax.grad(objective)(params)
-    run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
+    run = experiment.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
                             Formulation("lax", "lax", microbatches))
     new = run(state, images, labels, order, jnp.int32(0))
     for got, p, g in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(params),
@@ -344,7 +345,7 @@ def test_dropout_masks_do_not_depend_on_the_micro_batch_split():
         network.apply(p, images, train=True, key=keys), labels))(params)
     expected = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, grads)
     for microbatches in (1, 2, 4):
-        run = steps.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
+        run = experiment.train_steps(network, "cross_entropy", "sgd", "constant", 8, 1, None,
                                 Formulation("lax", "lax", microbatches))
         new = run(jax.tree_util.tree_map(jnp.copy, state), images, labels,
                   jnp.arange(8, dtype=jnp.int32), jnp.int32(0))

@@ -166,7 +166,7 @@ def test_stop_by_signal_then_resume_matches_an_uninterrupted_run(
     ends with bitwise the same state and the same metrics records."""
     workdir = tmp_path / "run"
     stopped = train_and_evaluate(tiny_config(), workdir,
-                                 callbacks=[kill_after(stop_after, signal_name)])
+                                 hooks=[kill_after(stop_after, signal_name)])
     assert stopped["status"] == "interrupted" and stopped["step"] == stop_after
     assert json.loads((workdir / "status.json").read_text())["status"] == "interrupted"
     assert checkpoint(workdir)[0] == stop_after

@@ -32,6 +32,7 @@ from conftest import (
     without_timing,
 )
 
+from cnn_jax.config import load_for_config
 from cnn_jax.sweep import run_sweep
 from cnn_jax.sweep.grid import Trial
 from cnn_jax.sweep.plan import TrialPlan
@@ -39,7 +40,6 @@ from cnn_jax.sweep.run import pick_executor, vmap_groups
 from cnn_jax.sweep.worker import run_group
 from cnn_jax.train import GroupError, program_key, train_and_evaluate, train_vmapped
 from cnn_jax.train.devices import model_mesh
-from cnn_jax.train.inputs import load_for_config
 from cnn_jax.train.logs import read_json, read_jsonl, write_status
 
 VALUES = [{"learning_rate": 0.03}, {"learning_rate": 0.1, "l2": 5.0},
@@ -113,7 +113,7 @@ sys.path.insert(0, "tests")
 from conftest import tiny_config
 from test_vmapped import VALUES
 from cnn_jax.train import train_vmapped
-from cnn_jax.train.inputs import load_for_config
+from cnn_jax.config import load_for_config
 configs = [tiny_config(**values) for values in VALUES]
 results = train_vmapped(configs, sys.argv[1:], dataset=load_for_config(configs[0]))
 print(json.dumps([r["status"] for r in results]))
@@ -184,7 +184,7 @@ def test_sigterm_stops_every_model_and_the_rerun_ends_bitwise_as_uninterrupted(
         runs, tmp_path, capsys):
     workdirs = [tmp_path / f"m{i}" for i in range(3)]
     stopped = train_vmapped(runs["configs"], workdirs, dataset=runs["dataset"],
-                            callbacks=[kill_after(12, "SIGTERM")])
+                            hooks=[kill_after(12, "SIGTERM")])
     assert [r["status"] for r in stopped] == ["interrupted"] * 3
     assert all(checkpoint(w)[0] == 12 for w in workdirs)
     resumed = train_vmapped(runs["configs"], workdirs, dataset=runs["dataset"])

@@ -2,7 +2,7 @@
 
 `python -m experiments.formulation_grid` runs, for each network and batch size, one worker
 process (`python -m cnn_jax.bench.formulation_grid '<json spec>'`) that builds the project's
-training path (`bench.worker.jax_group`) once per candidate formulation and times them in
+training path (`bench.worker.jax_experiment`) once per candidate formulation and times them in
 alternated repetitions, so every ratio in a row comes from the same process, backend and load.
 The candidates are every convolution × pooling form the network's layers can take at one batch
 per step, then micro-batch counts on top of the best of those (timed beside it and scaled to its
@@ -60,31 +60,25 @@ def time_candidates(spec: dict[str, Any]) -> dict[str, Any]:
     import jax
 
     from cnn_jax.backend import effective_xla_flags
-    from cnn_jax.bench.worker import jax_group
-    from cnn_jax.train import loop
+    from cnn_jax.bench.worker import jax_experiment
+    from cnn_jax.train import fit
+    from cnn_jax.train.hooks import Divergence
 
     batch, steps, repeats = spec["batch_size"], spec["steps"], spec["repeats"]
 
     def build(formulation: dict[str, Any]):
         formulation = dict(formulation)
         strategy = formulation.pop("strategy", "step")
-        group, state = jax_group({"layers": spec["layers"], "batch_size": batch,
-                                  "steps": steps, "strategy": strategy, "scan_steps": steps,
-                                  "formulation": formulation})
-        programs, compile_s = group.compile(state)
-        return {"group": group, "programs": programs, "state": state, "step": 0,
-                "compile_s": compile_s}
+        experiment = jax_experiment({"layers": spec["layers"], "batch_size": batch,
+                                     "steps": steps, "strategy": strategy, "scan_steps": steps,
+                                     "formulation": formulation})
+        return {"experiment": experiment, "compile_s": experiment.compile()}
 
     def run(entry: dict[str, Any], count: int) -> float:
-        group, spe = entry["group"], entry["group"].steps_per_epoch
-        started, done = time.perf_counter(), 0
-        while done < count:
-            epoch, first = divmod(entry["step"], spe)
-            end = min(spe, first + count - done)
-            entry["state"], _, step = loop.train_chunks(group, entry["programs"], entry["state"],
-                                                        epoch, first, end, entry["step"])
-            done, entry["step"] = done + step - entry["step"], step
-        jax.block_until_ready(entry["state"])
+        experiment = entry["experiment"]
+        started = time.perf_counter()
+        fit(experiment, [Divergence()], until=experiment.step + count)
+        jax.block_until_ready(experiment.state)
         return count * batch / (time.perf_counter() - started)
 
     def measure(formulations: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

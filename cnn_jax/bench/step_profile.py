@@ -1,12 +1,12 @@
 """Where a training step's time goes: `jax.profiler` traces of the project's own step, each XLA
 op (thunk) mapped back to the JAX operation it computes.
 
-The step is the one training runs (a `loop.Group` from `run.build_group`, its compiled program,
-`loop.train_chunks`). `jax.profiler.trace(..., create_perfetto_trace=True)` records one event per
-executed thunk (`ynn_fusion.7`, `loop_convolution_fusion.2`, …); the compiled program's HLO text
-gives each thunk's metadata: the JAX operation (`conv_general_dilated`, `dot_general`, …), whether
-it is in the backward pass (`transpose(jvp(…))`), and its output shape. The table sums the time
-per (pass, operation) and lists the costliest thunks, per step.
+The step is the one training runs (an `Experiment` from `cnn_jax.train.prepare`, its compiled
+chunk, `cnn_jax.train.fit`). `jax.profiler.trace(..., create_perfetto_trace=True)` records one
+event per executed thunk (`ynn_fusion.7`, `loop_convolution_fusion.2`, …); the compiled
+program's HLO text gives each thunk's metadata: the JAX operation (`conv_general_dilated`,
+`dot_general`, …), whether it is in the backward pass (`transpose(jvp(…))`), and its output
+shape. The table sums the time per (pass, operation) and lists the costliest thunks, per step.
 """
 
 from __future__ import annotations
@@ -61,29 +61,29 @@ def thunk_times(trace_folder: str) -> tuple[collections.Counter, collections.Cou
     return totals, counts
 
 
-def profile_group(group: Any, programs: dict[int, Any], state: Any, steps: int = 20
-                  ) -> dict[str, Any]:
-    """Traces `steps` training steps of `group` (after one warm-up step); returns per-step
+def profile_experiment(experiment: Any, steps: int = 20) -> dict[str, Any]:
+    """Traces `steps` training steps of `experiment` (after one warm-up step); returns per-step
     milliseconds by (pass, JAX operation), the costliest thunks and the step's wall time."""
     import time
 
     import jax
 
-    from cnn_jax.train import loop
+    from cnn_jax.train import fit
+    from cnn_jax.train.hooks import Divergence
 
-    state, _, step = loop.train_chunks(group, programs, state, 0, 0, 1, 0)
-    jax.block_until_ready(state)
+    fit(experiment, [Divergence()], until=experiment.step + 1)
+    step = experiment.step
     ops: dict[str, Op] = {}
-    for program in programs.values():
-        ops.update(hlo_ops(program.as_text()))
-    end = min(group.steps_per_epoch, 1 + steps)
+    end = min(experiment.steps_per_epoch, step + steps)
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         with jax.profiler.trace(folder, create_perfetto_trace=True):
-            state, _, done = loop.train_chunks(group, programs, state, 0, 1, end, step)
-            jax.block_until_ready(state)
+            fit(experiment, [Divergence()], until=end)
         wall = time.perf_counter() - started
         totals, counts = thunk_times(folder)
+    for program in experiment.programs.values():
+        ops.update(hlo_ops(program.as_text()))
+    done = experiment.step
     traced = done - step
     by_op: collections.Counter = collections.Counter()
     thunks = []
@@ -103,7 +103,7 @@ def profile_group(group: Any, programs: dict[int, Any], state: Any, steps: int =
                   for key, micros in by_op.most_common()],
         "thunks": [(name, op.jax_op, op.backward, op.shape, micros / 1000 / traced)
                    for micros, name, op in thunks[:15]],
-        "formulation": group.train_formulation,
+        "formulation": experiment.train_formulation,
     }
 
 

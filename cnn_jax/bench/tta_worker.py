@@ -52,18 +52,18 @@ def cadence(batch: int, every_images: int) -> int:
 
 def run_jax(spec: dict[str, Any]) -> None:
     """The project's path: the config validated, the data loaded by `load_for_config`,
-    `run.build_group` (strategy and formulations of this backend), its compiled programs,
-    `loop.train_chunks` between evaluations and `Group.evaluate` on the test set. Programs
-    come from JAX's persistent compilation cache when an earlier process compiled them, as for
+    `cnn_jax.train.prepare` (strategy and formulations of this backend, the compiled chunks),
+    `fit` with the `Divergence` hook between evaluations of the test set. The experiment gets no
+    evaluation splits, so that an epoch's end evaluates nothing more. Programs come from JAX's
+    persistent compilation cache when an earlier process compiled them, as for
     `experiments.train`."""
-    import jax
+    import dataclasses
 
     from cnn_jax.compilation_cache import enable_compilation_cache
-    from cnn_jax.config import validate_config, with_defaults
-    from cnn_jax.train import loop, run
-    from cnn_jax.train.devices import make_mesh
-    from cnn_jax.train.inputs import load_for_config
-    from cnn_jax.train.state import create_state
+    from cnn_jax.config import load_for_config, validate_config, with_defaults
+    from cnn_jax.train import fit, prepare
+    from cnn_jax.train.hooks import Divergence
+    from cnn_jax.train.inputs import eval_set
 
     enable_compilation_cache()
     config = with_defaults(spec["config"])
@@ -71,25 +71,26 @@ def run_jax(spec: dict[str, Any]) -> None:
     network = validate_config(config)
     dataset = load_for_config(config)
     data_s = time.perf_counter() - STARTED
-    runs = [loop.Run(config, workdir=None, checkpointer=None, log=None, history=[],
-                     data_key=jax.random.fold_in(jax.random.key(config.seed), 1))]
-    group = run.build_group(runs, network, dataset, make_mesh(), stacked=False)
-    state = group.place([create_state(network, config, dataset.image_shape,
-                                      group.steps_per_epoch)])
-    programs, compile_s = group.compile(state)
-    spe, step, train_s = group.steps_per_epoch, 0, 0.0
-    while step < spe * config.num_epochs:
-        epoch, batch = divmod(step, spe)
-        end = min(spe, batch + every - step % every)
+    experiment = prepare(config, dataclasses.replace(
+        dataset, val_images=dataset.val_images[:0], val_labels=dataset.val_labels[:0],
+        test_images=dataset.test_images[:0], test_labels=dataset.test_labels[:0]),
+        network=network)
+    test = eval_set(dataset.test_images, dataset.test_labels, config.eval_batch_size,
+                    experiment.placement.mesh)
+    compile_s = experiment.compile()
+    spe, train_s = experiment.steps_per_epoch, 0.0
+    while experiment.step < spe * config.num_epochs:
+        step = experiment.step
         started = time.perf_counter()
-        state, _, step = loop.train_chunks(group, programs, state, epoch, batch, end, step)
-        jax.block_until_ready(state)
-        train_s += time.perf_counter() - started
-        if not group.training():
+        fit(experiment, [Divergence()], until=min((step // spe + 1) * spe,
+                                                  step + every - step % every))
+        train_s += time.perf_counter() - started  # fit waits for the state
+        step = experiment.step
+        if not experiment.training():
             emit({"diverged": True})
             return
         if step % every == 0 or step % spe == 0:
-            _, accuracy = group.evaluate(state.params, group.test)
+            _, accuracy = experiment.evaluate(experiment.state.params, test)
             if report(float(accuracy[0]), step * config.batch_size, len(dataset.train_labels),
                       train_s, spec, data_s=data_s, compile_s=compile_s):
                 return

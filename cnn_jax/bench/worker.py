@@ -33,11 +33,12 @@ def random_data(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 class JaxWorker:
-    """The project's own training path: a `cnn_jax.train.loop.Group` built by
-    `cnn_jax.train.run.build_group` (the strategy and formulations training picks), its compiled
-    programs, and `loop.train_chunks` — the loop's own chunk function with its NaN checks and
-    train records (host syncs), without files. `models` > 0: that many stacked states in one
-    vmapped program, as a vmap sweep trains them. Evaluation is `Group.evaluate`."""
+    """The project's own training path: `cnn_jax.train.prepare` (the strategy and formulations
+    training picks, the compiled chunks) and `cnn_jax.train.fit` with the `Divergence` hook only
+    (the loop's own NaN checks, host syncs included), without files. `models` > 0: that many
+    stacked states in one vmapped program, as a vmap sweep trains them. Evaluation is
+    `Experiment.evaluate` on a split of its own (the experiment's are empty, so that an epoch's
+    end evaluates nothing inside the timed steps)."""
 
     def __init__(self, spec: dict[str, Any]):
         import jax
@@ -46,49 +47,47 @@ class JaxWorker:
             from cnn_jax.compilation_cache import enable_compilation_cache
 
             enable_compilation_cache(spec["cache_dir"])
-        from cnn_jax.train import loop
+        from cnn_jax.train import fit
+        from cnn_jax.train.hooks import Divergence
+        from cnn_jax.train.inputs import eval_set
 
-        self.jax, self.loop = jax, loop
+        self.jax, self.fit, self.hooks = jax, fit, [Divergence()]
         self.batch, self.num_steps = spec["batch_size"], spec["steps"]
         self.models = int(spec.get("models", 0))
-        self.group, state = jax_group(spec, eval_size=0 if self.models else
-                                      int(spec.get("eval_size", 2000)))
-        jax.block_until_ready(state)
-        self.programs, self.compile_s = self.group.compile(state)
-        self.state, self.step = state, 0
-        self._steps(self.group.steps_per_epoch)  # warm-up: one epoch
+        self.experiment = jax_experiment(spec)
+        jax.block_until_ready(self.experiment.state)
+        self.compile_s = self.experiment.compile()
+        self._steps(self.experiment.steps_per_epoch)  # warm-up: one epoch
         self.eval_compile_s = 0.0
         if not self.models:
+            images, labels = random_data(int(spec.get("eval_size", 2000)), seed=1)
+            self.val = eval_set(images, labels, EVAL_CHUNK, self.experiment.placement.mesh)
             started = time.perf_counter()
-            self.group.evaluate(self.state.params, self.group.val)  # compiles the eval chunk
+            self.experiment.evaluate(self.experiment.state.params, self.val)  # compiles it
             self.eval_compile_s = time.perf_counter() - started
 
     def _steps(self, count: int) -> int:
-        """Runs `count` steps (whole epochs where they fit) through the loop's chunk function."""
-        group, done = self.group, 0
-        spe = group.steps_per_epoch
-        while done < count:
-            epoch, batch = divmod(self.step, spe)
-            end = min(spe, batch + count - done)
-            if group.chunk_steps > 1:
-                end = spe  # fused chunks: whole epochs, as the loop runs them
-            self.state, _, step = self.loop.train_chunks(group, self.programs, self.state, epoch,
-                                                         batch, end, self.step)
-            done, self.step = done + step - self.step, step
-        return done
+        """Runs `count` steps (whole epochs where they fit) through `fit`."""
+        experiment = self.experiment
+        spe, start = experiment.steps_per_epoch, experiment.step
+        until = start + count
+        if experiment.chunk_steps > 1:
+            until = -(-until // spe) * spe  # fused chunks: whole epochs, as the loop runs them
+        self.fit(experiment, self.hooks, until=until)
+        return experiment.step - start
 
     def ready(self) -> dict[str, Any]:
-        formulation = self.group.train_formulation
+        formulation = self.experiment.train_formulation
         return {"ready": True, "compile_s": self.compile_s, "eval_compile_s": self.eval_compile_s,
-                "strategy": "step" if self.group.chunk_steps == 1 else "scan",
-                "chunk": self.group.chunk_steps, "conv": formulation.conv,
+                "strategy": "step" if self.experiment.chunk_steps == 1 else "scan",
+                "chunk": self.experiment.chunk_steps, "conv": formulation.conv,
                 "pool": formulation.pool, "microbatches": formulation.microbatches}
 
     def train(self) -> dict[str, Any]:
         cpu = time.process_time()
         started = time.perf_counter()
         done = self._steps(self.num_steps)
-        self.jax.block_until_ready(self.state)
+        self.jax.block_until_ready(self.experiment.state)
         seconds = time.perf_counter() - started
         images = done * self.batch * max(self.models, 1)
         return {"img_s": images / seconds, "seconds": seconds,
@@ -98,9 +97,9 @@ class JaxWorker:
         if self.models:
             return {"img_s": None}
         started = time.perf_counter()
-        self.group.evaluate(self.state.params, self.group.val)
+        self.experiment.evaluate(self.experiment.state.params, self.val)
         seconds = time.perf_counter() - started
-        return {"img_s": self.group.val.size / seconds, "seconds": seconds}
+        return {"img_s": self.val.size / seconds, "seconds": seconds}
 
     def stats(self) -> dict[str, Any]:
         device = self.jax.local_devices()[0]
@@ -112,39 +111,35 @@ class JaxWorker:
         return {"peak_rss_mb": peak_rss_mb(), "device_peak_mb": device_peak}
 
 
-def jax_group(spec: dict[str, Any], eval_size: int = 0):
-    """(group, initial state) of the benchmark's JAX side: random data (at most 400 steps an
-    epoch), the spec's network, batch, strategy and formulation, runs without files."""
-    import jax
-
-    from cnn_jax.config import base_config
+def jax_experiment(spec: dict[str, Any]):
+    """The `cnn_jax.train.Experiment` of the benchmark's JAX side: random training data (at most
+    400 steps an epoch), no evaluation splits, the spec's network, batch, strategy and
+    formulation, `models` runs (0: a lone run) each with its own seed, epochs enough never to end.
+    """
+    from cnn_jax.config import schema_defaults
     from cnn_jax.data import Dataset
     from cnn_jax.network import Network
-    from cnn_jax.train import loop, run
-    from cnn_jax.train.state import create_state
+    from cnn_jax.train import prepare
 
     batch, models = spec["batch_size"], int(spec.get("models", 0))
-    config = base_config()
+    config = schema_defaults()
     config.batch_size, config.learning_rate = batch, LEARNING_RATE
+    config.num_epochs = 1_000_000
     config.strategy = spec.get("strategy", "auto")
     config.log_every_steps = int(spec.get("scan_steps", 100))
     config.eval_batch_size = EVAL_CHUNK
     config.formulation.update(spec.get("formulation", {}))
     network = Network.from_layers(spec.get("layers") or layers_for(spec["network"]))
     images, labels = random_data(max(batch * min(spec.get("steps", 1), 400), batch))
-    eval_images, eval_labels = random_data(eval_size, seed=1)
-    empty_images, empty_labels = eval_images[:0], eval_labels[:0]
-    dataset = Dataset("random", images, labels, eval_images, eval_labels, empty_images,
+    empty_images, empty_labels = images[:0], labels[:0]
+    dataset = Dataset("random", images, labels, empty_images, empty_labels, empty_images,
                       empty_labels, 10)
-    runs = []
+    configs = []
     for model in range(max(models, 1)):  # each model its own seed and data order
         model_config = config.copy_and_resolve_references()
         model_config.seed = model
-        runs.append(loop.Run(model_config, workdir=None, checkpointer=None, log=None, history=[],
-                             data_key=jax.random.key(1 + model)))
-    group = run.build_group(runs, network, dataset, None, stacked=models > 0)
-    states = [create_state(network, r.config, INPUT_SHAPE, group.steps_per_epoch) for r in runs]
-    return group, group.place(states)
+        configs.append(model_config)
+    return prepare(configs, dataset, vmapped=models > 0, mesh=None, network=network)
 
 
 class TorchWorker:
@@ -239,10 +234,10 @@ def compile_only(spec: dict[str, Any]) -> dict[str, Any]:
     from cnn_jax.compilation_cache import enable_compilation_cache
 
     enable_compilation_cache(spec["cache_dir"])
-    group, state = jax_group({**spec, "steps": 4})
-    jax.block_until_ready(state)
+    experiment = jax_experiment({**spec, "steps": 4})
+    jax.block_until_ready(experiment.state)
     setup_s = time.perf_counter() - started
-    _, compile_s = group.compile(state)
+    compile_s = experiment.compile()
     return {"compile_s": compile_s, "setup_s": setup_s}
 
 

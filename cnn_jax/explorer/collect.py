@@ -57,7 +57,7 @@ def accuracy(values: list[float | None]) -> dict[str, Any]:
 def test_digits(config: ml_collections.ConfigDict, count: int) -> tuple[np.ndarray, int] | None:
     """(the first `count` test images (N, H, W, C), the first one's label) of the config's data
     set, or None where the data set is not on this machine."""
-    from cnn_jax.train.inputs import load_for_config
+    from cnn_jax.config import load_for_config
 
     config = copy.deepcopy(config)
     with config.unlocked():

@@ -1,11 +1,10 @@
-"""From a config to device-resident arrays: the data set, split and padded for evaluation."""
+"""Evaluation splits as device-resident arrays, padded to whole chunks."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import jax
-import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
@@ -21,27 +20,6 @@ class EvalSet:
     weights: jax.Array  # (chunks·chunk_size,)
     size: int
     chunks: int
-
-
-def load_for_config(config: ml_collections.ConfigDict):
-    """The `cnn_jax.data.Dataset` that `config` names.
-
-    Raises:
-      DatasetNotAvailableError: not on this machine (the message says how to get it).
-      DataError: corrupt files, or sizes the data set does not have (the message names the key).
-    """
-    from cnn_jax.data import DataError, load_dataset
-
-    try:
-        return load_dataset(
-            config.dataset, data_dir=config.data_dir or None, idx_dir=config.idx_dir or None,
-            validation_size=config.validation_size, train_size=config.train_size or None,
-            test_size=config.test_size or None, expand=config.expand, seed=config.seed,
-        )
-    except DataError:
-        raise
-    except ValueError as error:  # sizes out of range for a data set known only once loaded
-        raise DataError(f"{config.dataset}: {error}") from None
 
 
 def eval_set(images: np.ndarray, labels: np.ndarray, chunk_size: int, mesh: Mesh | None) -> EvalSet:

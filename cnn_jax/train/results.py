@@ -69,13 +69,13 @@ def summarize(history: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return results
 
 
-def finish_run(run: Any, network: Network, state: TrainState, test: EvalSet,
-               results: dict[str, Any]) -> None:
-    """The plots (if `run.config.plots`) and the closing line of a run (`loop.Run`) that trained
-    every epoch; a failed plot is a warning in `results`, never a lost run."""
-    if run.config.plots:
+def finish_run(workdir: Path, config: Any, network: Network, state: TrainState, test: EvalSet,
+               history: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """The plots (if `config.plots`) and the closing line of a run that trained every epoch; a
+    failed plot is a warning in `results`, never a lost run."""
+    if config.plots:
         try:
-            results["plots"] = _plot(run.workdir, network, state, test, run.history)
+            results["plots"] = _plot(workdir, network, state, test, history)
         except Exception as error:  # a figure must never cost a finished run its results
             results["plots_error"] = f"{type(error).__name__}: {error}"
             print(f"warning: plots failed: {results['plots_error']}", file=sys.stderr)
@@ -85,7 +85,7 @@ def finish_run(run: Any, network: Network, state: TrainState, test: EvalSet,
         f"{results.get('best_epoch')} ({results.get('selection')}; final {_fmt(final)}); "
         f"train {results.get('train_time_s', 0.0):.1f} s, compile "
         f"{results['compile_time_s']:.1f} s, {results.get('images_per_second', 0):,.0f} img/s; "
-        f"workdir {run.workdir}"
+        f"workdir {workdir}"
     )
 
 

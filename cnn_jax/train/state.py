@@ -1,8 +1,9 @@
 """The training state: a pytree of arrays only, so that one compiled step serves every trial.
 
-Values that sweeps change without changing shapes — learning rate, momentum, Adam's β, λ, the
-seed — are
-arrays in the state (`hyper`, `rng`), not constants baked into the compiled program.
+Values that sweeps change without changing shapes are arrays of the state, not constants baked
+into the compiled program, each in one slot: the base learning rate, momentum and Adam's β in the
+optimizer's injected hyper-parameters (`opt_state.hyperparams`), λ in `hyper['l2']`, the seed in
+`rng` (dropout) and the run's data key (`cnn_jax.train.experiment`).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from cnn_jax.optim import CONFIG_HYPERPARAMS, make_optimizer
 
 @flax.struct.dataclass
 class TrainState:
-    """step (int32), params, opt_state, hyper {name: float32}, rng (uint32 key data), and the
-    running sums of the current epoch {loss, correct, count} (kept so a resumed epoch goes on
-    exactly where it stopped)."""
+    """step (int32), params, opt_state (its hyperparams hold the base learning rate), hyper
+    {l2, total_steps: float32}, rng (uint32 key data), and the running sums of the current epoch
+    {loss, correct, count} (kept so a resumed epoch goes on exactly where it stopped)."""
 
     step: jax.Array
     params: Params
@@ -56,8 +57,8 @@ def create_state(
     opt_state = optimizer.init(params)
     for name, key in CONFIG_HYPERPARAMS.get(config.optimizer, {}).items():
         opt_state.hyperparams[name] = jnp.asarray(config[key], jnp.float32)
+    opt_state.hyperparams["learning_rate"] = jnp.asarray(config.learning_rate, jnp.float32)
     hyper = {
-        "learning_rate": jnp.asarray(config.learning_rate, jnp.float32),
         "l2": jnp.asarray(l2_strength(config, steps_per_epoch), jnp.float32),
         "total_steps": jnp.asarray(steps_per_epoch * config.num_epochs, jnp.float32),
     }
