@@ -19,6 +19,7 @@ import ml_collections
 from cnn_jax.config.model import layer_dicts
 from cnn_jax.config.schema import DEFAULT_PRESET, with_defaults
 from cnn_jax.data.augment import EXPANSION_FACTOR
+from cnn_jax.data.loading import check_split_sizes
 from cnn_jax.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names
 from cnn_jax.data.synthetic import SYNTHETIC_TRAIN_SIZE
 from cnn_jax.errors import ConfigError, LayerError, ShapeError
@@ -104,11 +105,11 @@ def validate_config(
                           "'' for a config that lists its layers (model.layers): one "
                           "architecture, so that every field of it can be overridden")
 
-    _check_sizes(config, info)
+    check_split_sizes(config.dataset, info.train, info.test, validation_size=config.validation_size,
+                      train_size=config.train_size, test_size=config.test_size)
     train_count, _ = known_sizes(config, info)
-    if train_count is not None and config.batch_size > train_count:
-        raise ConfigError("batch_size", config.batch_size,
-                          f"at most the number of training examples ({train_count})")
+    if train_count is not None:
+        _check_batch_size(config, train_count)
     shape = tuple(input_shape) if input_shape is not None else info.image_shape
     return _check_network(config, shape, info.classes)
 
@@ -122,9 +123,7 @@ def check_loaded(config: ml_collections.ConfigDict, network: Network, dataset: A
     if train_count == 0:
         raise ConfigError("train_size", config.train_size,
                           f"a size that leaves training examples ({dataset.describe()})")
-    if config.batch_size > train_count:
-        raise ConfigError("batch_size", config.batch_size,
-                          f"at most the number of training examples ({train_count})")
+    _check_batch_size(config, train_count)
     info = dataset_info(config.dataset)
     if info is None or info.image_shape != dataset.image_shape or info.classes is None:
         _check_output(config, network, dataset.image_shape, dataset.num_classes)
@@ -133,20 +132,10 @@ def check_loaded(config: ml_collections.ConfigDict, network: Network, dataset: A
                           f"a multiple of the number of devices ({devices})")
 
 
-def _check_sizes(config: ml_collections.ConfigDict, info: DatasetInfo) -> None:
-    name = config.dataset
-    if info.train is not None:
-        if config.validation_size >= info.train:
-            raise ConfigError("validation_size", config.validation_size,
-                              f"less than the {info.train} training images of {name}")
-        left = info.train - config.validation_size
-        if config.train_size > left:
-            raise ConfigError("train_size", config.train_size,
-                              f"at most {left} ({name}'s {info.train} training images less "
-                              f"validation_size {config.validation_size}), or 0 for all")
-    if info.test is not None and config.test_size > info.test:
-        raise ConfigError("test_size", config.test_size,
-                          f"at most the {info.test} test images of {name}, or 0 for all")
+def _check_batch_size(config: ml_collections.ConfigDict, train_count: int) -> None:
+    if config.batch_size > train_count:
+        raise ConfigError("batch_size", config.batch_size,
+                          f"at most the number of training examples ({train_count})")
 
 
 def _check_network(config: ml_collections.ConfigDict, shape: tuple[int, ...] | None,

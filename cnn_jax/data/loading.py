@@ -1,4 +1,5 @@
-"""``load_dataset``: a data set's name to an in-memory :class:`Dataset`."""
+"""``load_dataset``: a data set's name to an in-memory :class:`Dataset`; ``check_split_sizes``:
+the sizes its splits can take (checked here once loaded, and by `cnn_jax.config` before)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from cnn_jax.data.augment import expand_with_shifts
 from cnn_jax.data.dataset import Dataset
 from cnn_jax.data.registry import dataset_info, dataset_names
 from cnn_jax.data.synthetic import synthetic_dataset
-
-DEFAULT_DATASET = "mnist_5k"
+from cnn_jax.errors import ConfigError
 
 
 def default_data_dir() -> str:
@@ -20,9 +20,29 @@ def default_data_dir() -> str:
     return os.environ.get("CNN_JAX_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def _check_size(what: str, value: int | None, limit: int) -> None:
-    if value is not None and not 0 <= value <= limit:
-        raise ValueError(f"{what}={value} is outside [0, {limit}]")
+def check_split_sizes(name: str, train_total: int | None, test_total: int | None, *,
+                      validation_size: int, train_size: int | None, test_size: int | None
+                      ) -> None:
+    """The split sizes of data set `name`, whose training and test parts hold `train_total` and
+    `test_total` images (None: unknown, not checked): the last `validation_size` training images
+    are held out, `train_size` of the rest kept (0 or None: all), `test_size` test images kept
+    (0 or None: all). Raises `ConfigError` naming the key."""
+    for key, value in (("validation_size", validation_size), ("train_size", train_size),
+                       ("test_size", test_size)):
+        if value is not None and value < 0:
+            raise ConfigError(key, value, "a value in [0, ∞)")
+    if train_total is not None:
+        if validation_size >= train_total:
+            raise ConfigError("validation_size", validation_size,
+                              f"less than the {train_total} training images of {name}")
+        left = train_total - validation_size
+        if train_size and train_size > left:
+            raise ConfigError("train_size", train_size,
+                              f"at most {left} ({name}'s {train_total} training images less "
+                              f"validation_size {validation_size}), or 0 for all")
+    if test_total is not None and test_size and test_size > test_total:
+        raise ConfigError("test_size", test_size,
+                          f"at most the {test_total} test images of {name}, or 0 for all")
 
 
 def _to_float(images: np.ndarray, scale: float) -> np.ndarray:
@@ -32,7 +52,7 @@ def _to_float(images: np.ndarray, scale: float) -> np.ndarray:
 
 
 def load_dataset(
-    name: str = DEFAULT_DATASET,
+    name: str,
     *,
     data_dir: str | None = None,
     idx_dir: str | None = None,
@@ -64,7 +84,8 @@ def load_dataset(
     Raises:
       DatasetNotAvailableError: the data is not on this machine (the message says how to get it).
       DataError: corrupt or inconsistent files.
-      ValueError: an unknown name or out-of-range sizes.
+      ConfigError: out-of-range sizes (`check_split_sizes`).
+      ValueError: an unknown name.
     """
     info = dataset_info(name)
     if info is None:
@@ -83,14 +104,9 @@ def load_dataset(
     num_classes = int(train_src.dataset_info.features["label"].num_classes)
 
     n_train, n_test = len(train_src), len(test_src)
-    if not 0 <= validation_size < n_train:
-        raise ValueError(
-            f"validation_size={validation_size} must be in [0, {n_train}): {name} has "
-            f"{n_train} training images"
-        )
+    check_split_sizes(name, n_train, n_test, validation_size=validation_size,
+                      train_size=train_size, test_size=test_size)
     n_fit = n_train - validation_size
-    _check_size("train_size", train_size, n_fit)
-    _check_size("test_size", test_size, n_test)
 
     train_x, train_y = sources.read_records(
         train_src, 0, n_fit if train_size is None else train_size, num_classes
