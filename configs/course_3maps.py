@@ -11,12 +11,12 @@ Measured: test accuracy 91.6% at the best validation epoch (8; final 93.7%) afte
 (machine, date and time: docs/results.md, "Other configs").
 """
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import full_layers
 
 
 def get_config():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "mnist_5k"
     config.validation_size = 500
     config.model.layers = full_layers("course_3maps")  # conv 3@5×5 σ → max 2×2 → dense 10

@@ -13,12 +13,12 @@ seeds 1 and 2: 99.32% and 99.24% (machines, dates and wall times: docs/results.m
 configs").
 """
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import full_layers
 
 
 def get_config():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "mnist"
     config.validation_size = 10000
     config.model.layers = full_layers("nielsen_cp2_fc100_relu")

@@ -9,12 +9,12 @@
 memory: docs/results.md, "Other configs").
 """
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import full_layers
 
 
 def get_config():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "fashion_mnist_debian"
     config.validation_size = 2000
     config.model.layers = full_layers("nielsen_cp2_fc100_relu")

@@ -8,12 +8,12 @@ SGD with momentum 0.9, η = 0.01, batch 32, 10 epochs. Measured: test accuracy 9
 validation epoch (7; final 95.5%) (machine and date: docs/results.md, "Other configs").
 """
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import full_layers
 
 
 def get_config():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "mnist_5k"
     config.validation_size = 500
     config.model.layers = full_layers("lenet5")

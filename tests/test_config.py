@@ -12,9 +12,9 @@ from conftest import REPO, TINY, run_script, tiny_args, tiny_config
 
 from cnn_jax.config import (
     ConfigError,
-    base_config,
     check_loaded,
     config_to_json,
+    schema_defaults,
     semantic_difference,
     validate_config,
     with_defaults,
@@ -122,7 +122,7 @@ def test_validate_config_names_key_value_and_what_is_allowed(overrides, key):
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_validates_on_mnist(name):
-    config = base_config()
+    config = schema_defaults()
     config.model.preset = name
     network = validate_config(config)
     assert network.output_shape((28, 28, 1)) == (10,)
@@ -142,7 +142,7 @@ def test_with_defaults_fills_missing_keys():
 
 
 def test_shape_check_uses_the_image_shape_of_the_data_set():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "tfds:cifar10"
     config.model.preset = "nielsen_fc100"
     validate_config(config)  # 32×32×3 input
@@ -222,10 +222,10 @@ def test_script_rejects_bad_layers_from_a_config_file(tmp_path, case):
     layer, key = BAD_FILES[case]
     path = tmp_path / "bad.py"
     path.write_text(textwrap.dedent(f"""
-        from cnn_jax.config import base_config
+        from cnn_jax.config import schema_defaults
 
         def get_config():
-            config = base_config()
+            config = schema_defaults()
             config.model.layers = [{layer}]
             return config
     """))
@@ -274,13 +274,13 @@ def test_every_shipped_config_validates_and_says_its_data_and_result(path):
 
 # Errors that help (issue 21): one short line that names the file, the field or the layer.
 BAD_CONFIG_FILES = {
-    "layers_dict": ("from cnn_jax.config import base_config\n\n\ndef get_config():\n"
-                    "    config = base_config()\n"
+    "layers_dict": ("from cnn_jax.config import schema_defaults\n\n\ndef get_config():\n"
+                    "    config = schema_defaults()\n"
                     "    config.model.layers = {'type': 'conv', 'features': 4}\n"
                     "    return config\n", ["TypeError", "line 6", "layers must be a list of layer "
                                             "dicts, got a dict"]),
-    "layers_text": ("from cnn_jax.config import base_config\n\n\ndef get_config():\n"
-                    "    config = base_config()\n    config.model.layers = 'conv5-pool2'\n"
+    "layers_text": ("from cnn_jax.config import schema_defaults\n\n\ndef get_config():\n"
+                    "    config = schema_defaults()\n    config.model.layers = 'conv5-pool2'\n"
                     "    return config\n", ["TypeError", "line 6", "got a str"]),
     "raises": ("raise RuntimeError('boom at import')\n",
                ["importing it raised RuntimeError", "boom at import"]),

@@ -49,11 +49,11 @@ def test_adam_betas_come_from_the_config_and_match_optax():
     import jax
     import optax
 
-    from cnn_jax.config import base_config
+    from cnn_jax.config import schema_defaults
     from cnn_jax.network import Network
     from cnn_jax.train.state import create_state
 
-    config = base_config()
+    config = schema_defaults()
     config.optimizer, config.adam_b1, config.adam_b2 = "adam", 0.7, 0.9
     network = Network.from_layers([{"type": "dense", "features": 3, "activation": "identity"}])
     state = create_state(network, config, (2, 2, 1), steps_per_epoch=1)

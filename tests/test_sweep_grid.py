@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import SWEEPS, load_config_file, sweep_of
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import preset
 from cnn_jax.sweep import SweepError, canonical_key, load_sweep, parse_key, set_value
 from cnn_jax.sweep.plan import plan_all
@@ -23,7 +23,7 @@ def test_dotted_keys_with_indices_in_both_spellings():
 
 
 def test_a_key_into_a_preset_copies_its_layers_first():
-    config = base_config()
+    config = schema_defaults()
     config.model.preset = "nielsen_cp2_fc100_relu"
     set_value(config, "model.layers.2.kernel", 3)
     expected = preset("nielsen_cp2_fc100_relu")

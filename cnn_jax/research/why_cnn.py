@@ -18,7 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from cnn_jax.config import base_config, build_network, load_for_config
+from cnn_jax.config import build_network, load_for_config, schema_defaults
 from cnn_jax.markdown import markdown_table
 from cnn_jax.presets import conv, dense, logits, pool
 from cnn_jax.research.tables import percent
@@ -50,7 +50,7 @@ def variants(maps: int = 20, kernel: int = 5, fc_units: int = 30, activation: st
 
 
 def base(dataset: str = "mnist_5k", epochs: int = 5, train_size: int = 0, seed: int = 0):
-    config = base_config()
+    config = schema_defaults()
     config.dataset, config.validation_size, config.train_size = dataset, 500, train_size
     config.optimizer, config.learning_rate, config.batch_size = "sgd", 0.1, 10
     config.num_epochs, config.seed, config.log_every_steps = epochs, seed, 500

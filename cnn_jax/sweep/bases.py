@@ -18,12 +18,12 @@ on 2 CPU cores after its first compile. Layer indices for swept keys:
 
 import ml_collections
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import complete
 
 
 def small_base() -> ml_collections.ConfigDict:
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "mnist_5k"
     config.validation_size = 500
     config.model.layers = complete([

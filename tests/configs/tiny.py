@@ -2,12 +2,12 @@
 10 logits, on the synthetic data set (400 train / 100 validation / 100 test images), plain SGD,
 batches of 10, two epochs of 40 steps; no plots or progress bar."""
 
-from cnn_jax.config import base_config
+from cnn_jax.config import schema_defaults
 from cnn_jax.presets import complete
 
 
 def get_config():
-    config = base_config()
+    config = schema_defaults()
     config.dataset = "synthetic"
     config.train_size = 400
     config.validation_size = 100
