@@ -120,6 +120,7 @@ def jax_experiment(spec: dict[str, Any]):
     from cnn_jax.data import Dataset
     from cnn_jax.network import Network
     from cnn_jax.train import prepare
+    from cnn_jax.train.experiment import Placement
 
     batch, models = spec["batch_size"], int(spec.get("models", 0))
     config = schema_defaults()
@@ -139,7 +140,7 @@ def jax_experiment(spec: dict[str, Any]):
         model_config = config.copy_and_resolve_references()
         model_config.seed = model
         configs.append(model_config)
-    return prepare(configs, dataset, vmapped=models > 0, mesh=None, network=network)
+    return prepare(configs, dataset, placement=Placement(models > 0, None), network=network)
 
 
 class TorchWorker:

@@ -66,6 +66,12 @@ class Placement:
     vmapped: bool
     mesh: Mesh | None
 
+    @classmethod
+    def default(cls, models: int, vmapped: bool) -> Placement:
+        """A lone run's batch over every local device; a vmapped group's models over the most
+        devices that split them evenly."""
+        return cls(vmapped, model_mesh(models) if vmapped else make_mesh())
+
     @property
     def batch_mesh(self) -> Mesh | None:
         """The mesh a batch is sharded over inside a step (a vmapped group's models are split
@@ -232,22 +238,22 @@ class Experiment:
 
 
 def prepare(configs: ml_collections.ConfigDict | Sequence[ml_collections.ConfigDict],
-            dataset: Dataset, *, vmapped: bool | None = None, mesh: Mesh | None | str = "auto",
+            dataset: Dataset, *, vmapped: bool | None = None, placement: Placement | None = None,
             resume: Resume | None = None, network: Network | None = None) -> Experiment:
     """The `Experiment` that trains `configs` (same shapes; they may differ in the per-run values)
     on `dataset`.
 
     vmapped: one vmapped program of every config's model (default: when there are several).
-    mesh: the devices, None for the default device alone ('auto': a lone run's batch over every
-      local device; a vmapped group's models over the most devices that split them evenly).
+    placement: where it runs (default: `Placement.default`; `Placement(vmapped, None)`: the
+      default device alone).
     resume: gives the states to start from (e.g. `Checkpoints.restore`); default: fresh states
       from each config's seed. network: the configs' network (default: built from the config).
     """
     configs = [configs] if isinstance(configs, ml_collections.ConfigDict) else list(configs)
-    vmapped = len(configs) > 1 if vmapped is None else vmapped
-    if mesh == "auto":
-        mesh = model_mesh(len(configs)) if vmapped else make_mesh()
-    placement = Placement(vmapped, mesh)
+    if placement is None:
+        vmapped = len(configs) > 1 if vmapped is None else vmapped
+        placement = Placement.default(len(configs), vmapped)
+    mesh = placement.mesh
     config = configs[0]
     network = network or build_network(config)
     steps_per_epoch = len(dataset.train_labels) // config.batch_size

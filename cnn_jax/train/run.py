@@ -54,8 +54,7 @@ from cnn_jax.errors import GroupError, WorkdirError
 from cnn_jax.provenance import describe_devices, provenance
 from cnn_jax.summary import format_table, shape_table
 from cnn_jax.train import results
-from cnn_jax.train.devices import device_count, make_mesh, model_mesh
-from cnn_jax.train.experiment import Experiment, prepare
+from cnn_jax.train.experiment import Experiment, Placement, prepare
 from cnn_jax.train.hooks import (
     Checkpoints,
     Divergence,
@@ -280,8 +279,8 @@ def _opened(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str
         yield runs
         return
     dataset = load_for_config(configs[0]) if dataset is None else dataset
-    mesh = model_mesh(len(configs)) if vmapped else make_mesh()
-    check_loaded(configs[0], network, dataset, devices=1 if vmapped else device_count(mesh))
+    placement = Placement.default(len(configs), vmapped)
+    check_loaded(configs[0], network, dataset, devices=placement.batch_devices)
     with contextlib.ExitStack() as stack:
         for workdir, config in zip(workdirs, configs, strict=True):
             stack.enter_context(WorkdirLock(workdir))
@@ -290,7 +289,7 @@ def _opened(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str
         try:
             checkpoints = Checkpoints(workdirs, configs)
             stack.callback(_close, checkpoints)
-            runs.experiment = ex = prepare(configs, dataset, vmapped=vmapped, mesh=mesh,
+            runs.experiment = ex = prepare(configs, dataset, placement=placement,
                                            resume=checkpoints.restore, network=network)
             rows = shape_table(network, dataset.image_shape)
             metrics = Metrics(workdirs, ex, rows)
