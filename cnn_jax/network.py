@@ -21,9 +21,9 @@ import jax.numpy as jnp
 from cnn_jax.errors import LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
 from cnn_jax.layers import Conv, Dense, Dropout, Layer, LayerPlan, LocallyConnected, Pool
-from cnn_jax.layers.base import Formulation, Shape
+from cnn_jax.layers.base import Params, Shape
+from cnn_jax.layers.formulations import Formulation
 
-Params = dict[str, dict[str, jax.Array]]
 LAYER_TYPES: dict[str, type] = {
     "conv": Conv, "local": LocallyConnected, "pool": Pool, "dense": Dense, "dropout": Dropout,
 }

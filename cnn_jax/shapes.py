@@ -6,16 +6,21 @@ With symmetric padding `pad_lo + pad_hi = 2·pad`, the formula of the course. Ev
 connected and pool layer computes its output size here, before anything is traced or compiled, and
 refuses an impossible configuration with a `ShapeError` that names the layer, the numbers and the
 formula.
+
+A layer's plan holds both axes as one `Window`, which also gives the `lax` arguments (strides,
+explicit padding pairs, dilation) that `conv2d`, `local2d`, `pool2d` and every formulation take.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from cnn_jax.errors import LayerError, ShapeError
 
-Padding = str | int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
+Pairs = tuple[tuple[int, int], tuple[int, int]]  # explicit ((top, bottom), (left, right))
+Padding = str | int | tuple[int, int] | Pairs
 AXES = ("height", "width")
 
 
@@ -66,6 +71,44 @@ class AxisGeometry:
         return f"floor(({numerator})/{self.stride}) + 1 = {self.size_out}"
 
 
+class Window(NamedTuple):
+    """Both spatial axes of a sliding window, checked by the size formula: `rows, cols = window`.
+
+    Its properties are the arguments of `lax.conv_general_dilated` and `lax.reduce_window`, so
+    the geometry is turned into `lax` arguments here only.
+    """
+
+    rows: AxisGeometry
+    cols: AxisGeometry
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        """(kh, kw): the kernel (pool: window) size."""
+        return self.rows.kernel, self.cols.kernel
+
+    @property
+    def strides(self) -> tuple[int, int]:
+        return self.rows.stride, self.cols.stride
+
+    @property
+    def padding(self) -> Pairs:
+        """Explicit ((top, bottom), (left, right)) padding."""
+        return (self.rows.pad_lo, self.rows.pad_hi), (self.cols.pad_lo, self.cols.pad_hi)
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.rows.dilation, self.cols.dilation
+
+    @property
+    def size_out(self) -> tuple[int, int]:
+        """(out_h, out_w) by the size formula."""
+        return self.rows.size_out, self.cols.size_out
+
+    @property
+    def unpadded(self) -> bool:
+        return all(lo == hi == 0 for lo, hi in self.padding)
+
+
 def resolve_padding(
     padding: Padding, size_in: int, kernel: int, stride: int, dilation: int, axis_index: int,
     layer: str,
@@ -98,7 +141,7 @@ def resolve_padding(
 def window_geometry(
     layer: str, kind: str, spatial_in: tuple[int, int], kernel: int | Sequence[int],
     stride: int | Sequence[int], padding: Padding, dilation: int | Sequence[int] = 1,
-) -> tuple[AxisGeometry, AxisGeometry]:
+) -> Window:
     """Geometry of both spatial axes of a sliding-window layer; raises `ShapeError` if impossible.
 
     Args:
@@ -131,13 +174,13 @@ def window_geometry(
                 f"out = {geometry.formula()}, but an output needs at least 1"
             )
         axes.append(geometry)
-    return axes[0], axes[1]
+    return Window(*axes)
 
 
 def pool_geometry(
     layer: str, spatial_in: tuple[int, int], window: int | Sequence[int],
     stride: int | Sequence[int], padding: Padding,
-) -> tuple[AxisGeometry, AxisGeometry]:
+) -> Window:
     """`window_geometry` of a pool layer that also refuses a window lying entirely in the padding.
 
     Such a window pools no input at all: its max is −inf, its average 0/0. Along an axis the first
@@ -175,7 +218,7 @@ def image_shape(function: str, kind: str, x_shape: Sequence[int]) -> tuple[int, 
 def kernel_geometry(
     function: str, kind: str, x_shape: Sequence[int], kernel_shape: Sequence[int],
     stride: int | Sequence[int], padding: Padding, dilation: int | Sequence[int] = 1,
-) -> tuple[AxisGeometry, AxisGeometry]:
+) -> Window:
     """The geometry of a direct call of a conv ('conv') or locally connected ('local') function,
     checked like the layers' plans; a `ShapeError` for impossible shapes.
 
@@ -205,4 +248,38 @@ def kernel_geometry(
             f"{tuple(kernel_shape[:2])}, but the output is {rows.size_out}×{cols.size_out}: out = "
             f"{rows.formula()} (height), {cols.formula()} (width)"
         )
-    return rows, cols
+    return Window(rows, cols)
+
+
+def call_window(
+    function: str, kind: str, x_shape: Sequence[int], kernel_shape: Sequence[int],
+    window: Window | None = None, *, stride: int | Sequence[int] | None = None,
+    padding: Padding | None = None, dilation: int | Sequence[int] | None = None,
+) -> Window:
+    """The window of a call of a conv ('conv') or locally connected ('local') function, checked
+    against its x and kernel shapes (`kernel_geometry`): a layer plan's `window`, or the one the
+    keywords give (defaults: stride 1, no padding, dilation 1), never both."""
+    if window is not None:
+        if (stride, padding, dilation) != (None, None, None):
+            raise LayerError(f"layer '{function}' ({kind}): give a window or stride/padding/"
+                             "dilation, not both", "window")
+        stride, padding, dilation = window.strides, window.padding, window.dilation
+    return kernel_geometry(function, kind, x_shape, kernel_shape, 1 if stride is None else stride,
+                           0 if padding is None else padding, 1 if dilation is None else dilation)
+
+
+def pool_window(
+    function: str, x_shape: Sequence[int], window: Window | int | Sequence[int],
+    stride: int | Sequence[int] | None = None, padding: Padding | None = None,
+) -> Window:
+    """The window of a call of a pool function, checked against x's shape (`pool_geometry`): a
+    layer plan's `Window`, or one of `window` size (stride: the window's, padding: none unless
+    given)."""
+    height, width, _ = image_shape(function, "pool", x_shape)
+    if isinstance(window, Window):
+        if (stride, padding) != (None, None):
+            raise LayerError(f"layer '{function}' (pool): give a Window or stride/padding, not "
+                             "both", "window")
+        window, stride, padding = window.kernel, window.strides, window.padding
+    return pool_geometry(function, (height, width), window, window if stride is None else stride,
+                         0 if padding is None else padding)

@@ -8,10 +8,11 @@ from typing import Any, Protocol
 import jax
 
 from cnn_jax.errors import LayerError, ShapeError
-from cnn_jax.shapes import AxisGeometry
+from cnn_jax.shapes import Window
 
 Shape = tuple[int, ...]
-Params = dict[str, jax.Array]
+LayerParams = dict[str, jax.Array]  # one layer's: {'kernel': ..., 'bias': ...} or {}
+Params = dict[str, LayerParams]  # a network's: one entry per layer name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,20 +25,10 @@ class LayerPlan:
     output_shape: Shape
     params: int
     macs: int
-    geometry: tuple[AxisGeometry, AxisGeometry] | None = None
+    geometry: Window | None = None  # conv, local and pool layers
     activation: str = ""
     detail: str = ""
     pool_type: str = ""  # pool layers: 'max', 'avg', 'l2' or 'none'
-
-
-class Formulation(Protocol):
-    """How conv and pool layers are computed (`cnn_jax.layers.formulations`); None: the layers' own
-    `conv2d` and `pool2d`. Same functions, other XLA programs."""
-
-    def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array, **window) -> jax.Array: ...
-
-    def pool2d(self, x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
-               padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array: ...
 
 
 class Layer(Protocol):
@@ -47,12 +38,18 @@ class Layer(Protocol):
 
     def plan(self, name: str, input_shape: Shape) -> LayerPlan: ...
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int) -> Params: ...
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int) -> LayerParams:
+        ...
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool, key: jax.Array | None,
-        formulation: Formulation | None = None,
-    ) -> jax.Array: ...
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool,
+        key: jax.Array | None, formulation: Any = None,
+    ) -> jax.Array:
+        """formulation: a `cnn_jax.layers.formulations.Formulation`, whose `conv2d` and `pool2d`
+        compute conv and pool layers (the same functions, other XLA programs); None: the layers'
+        own. (Not annotated with that class: it builds on the layers' functions, so the layers
+        cannot import it without an import circle.)"""
+        ...
 
 
 def spatial_input(name: str, kind: str, input_shape: Shape) -> tuple[int, int, int]:
@@ -71,13 +68,3 @@ def positive_int(name: str, field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise LayerError(f"layer '{name}': {field} must be an int >= 1, got {value!r}", field)
     return value
-
-
-def window_args(plan: LayerPlan) -> dict[str, tuple]:
-    """The `lax` arguments of a sliding-window layer's plan: stride, explicit padding, dilation."""
-    rows, cols = plan.geometry
-    return {
-        "stride": (rows.stride, cols.stride),
-        "padding": ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
-        "dilation": (rows.dilation, cols.dilation),
-    }

@@ -11,28 +11,20 @@ Layout: images NHWC, kernels HWIO (kh, kw, in_channels, maps).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import (
-    Formulation,
-    LayerPlan,
-    Params,
-    Shape,
-    positive_int,
-    spatial_input,
-    window_args,
-)
-from cnn_jax.shapes import AxisGeometry, Padding, kernel_geometry, window_geometry
+from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, positive_int, spatial_input
+from cnn_jax.shapes import Padding, Pairs, Window, call_window, window_geometry
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-Pairs = tuple[tuple[int, int], tuple[int, int]]
 
 
-def pad_past_span(x: jax.Array, rows: AxisGeometry, cols: AxisGeometry) -> tuple[jax.Array, Pairs]:
+def pad_past_span(x: jax.Array, window: Window) -> tuple[jax.Array, Pairs]:
     """(x, padding) for a `lax` sliding window: x zero-padded by `jnp.pad` (and padding 0) if a
     side's padding reaches the dilated kernel span dilation·(k−1)+1, else x and its padding.
 
@@ -42,16 +34,15 @@ def pad_past_span(x: jax.Array, rows: AxisGeometry, cols: AxisGeometry) -> tuple
     right). Padded beforehand, the gradient is a convolution with padding ≥ 0 and a slice.
     VALID, SAME and paddings below the span keep the single convolution.
     """
-    padding = ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi))
-    if all(max(axis.pad_lo, axis.pad_hi) < axis.effective_kernel for axis in (rows, cols)):
-        return x, padding
-    return jnp.pad(x, ((0, 0), *padding, (0, 0))), ((0, 0), (0, 0))
+    if all(max(axis.pad_lo, axis.pad_hi) < axis.effective_kernel for axis in window):
+        return x, window.padding
+    return jnp.pad(x, ((0, 0), *window.padding, (0, 0))), ((0, 0), (0, 0))
 
 
 def conv2d(
-    x: jax.Array, kernel: jax.Array, bias: jax.Array, *, stride: tuple[int, int] = (1, 1),
-    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
-    dilation: tuple[int, int] = (1, 1),
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, window: Window | None = None, *,
+    stride: int | tuple[int, int] | None = None, padding: Padding | None = None,
+    dilation: int | tuple[int, int] | None = None,
 ) -> jax.Array:
     """Shared-weight convolution plus bias (no activation).
 
@@ -59,17 +50,20 @@ def conv2d(
       x: (batch, height, width, in_channels).
       kernel: (kh, kw, in_channels, maps), one kernel per map, shared by every position.
       bias: (maps,), one bias per map.
-      padding: explicit ((top, bottom), (left, right)).
+      window: a layer plan's `Window`; or, by keyword, stride (default 1), padding ('VALID',
+        'SAME', an int or explicit ((top, bottom), (left, right)); default none) and dilation
+        (default 1).
     Returns:
       (batch, out_height, out_width, maps).
     Raises:
       ShapeError: impossible geometry or in_channels ≠ x's channels (at trace time).
     """
-    rows, cols = kernel_geometry("conv2d", "conv", x.shape, kernel.shape, stride, padding, dilation)
-    x, padding = pad_past_span(x, rows, cols)  # works around an XLA:CPU float32 gradient bug
+    window = call_window("conv2d", "conv", x.shape, kernel.shape, window, stride=stride,
+                         padding=padding, dilation=dilation)
+    x, pads = pad_past_span(x, window)  # works around an XLA:CPU float32 gradient bug
     y = jax.lax.conv_general_dilated(
-        x, kernel, window_strides=(rows.stride, cols.stride), padding=padding,
-        rhs_dilation=(rows.dilation, cols.dilation), dimension_numbers=DIMENSION_NUMBERS,
+        x, kernel, window_strides=window.strides, padding=pads, rhs_dilation=window.dilation,
+        dimension_numbers=DIMENSION_NUMBERS,
     )
     return y + bias
 
@@ -99,11 +93,11 @@ class Conv:
             output_shape=(rows.size_out, cols.size_out, maps),
             params=kernel_area * channels * maps + maps,
             macs=rows.size_out * cols.size_out * maps * kernel_area * channels,
-            geometry=(rows, cols), activation=self.activation,
+            geometry=Window(rows, cols), activation=self.activation,
             detail=f"{maps} maps {rows.kernel}×{cols.kernel}, shared",
         )
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
         rows, cols = plan.geometry
         maps = plan.output_shape[-1]
         shape = (rows.kernel, cols.kernel, plan.input_shape[-1], maps)
@@ -117,10 +111,10 @@ class Conv:
         }
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None, formulation: Formulation | None = None,
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None, formulation: Any = None,
     ) -> jax.Array:
         conv = conv2d if formulation is None else formulation.conv2d
-        z = conv(x, params["kernel"], params["bias"], **window_args(plan))
+        z = conv(x, params["kernel"], params["bias"], plan.geometry)
         return get_activation(self.activation, plan.name)(z)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape, positive_int
+from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, positive_int
 
 
 def dense(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
@@ -37,7 +38,7 @@ class Dense:
             detail=f"{n_in}{flat} → {units}",
         )
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
         n_in, units = math.prod(plan.input_shape), plan.output_shape[0]
         if scheme == "nielsen" and self.activation == "identity":
             # network3.py's softmax layer starts from zero weights and biases.
@@ -49,8 +50,8 @@ class Dense:
         }
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None, formulation: Formulation | None = None,
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None, formulation: Any = None,
     ) -> jax.Array:
         z = dense(x, params["kernel"], params["bias"])
         return get_activation(self.activation, plan.name)(z)

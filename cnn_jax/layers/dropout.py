@@ -8,12 +8,13 @@ activations.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import LayerError
-from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape
+from cnn_jax.layers.base import LayerParams, LayerPlan, Shape
 
 
 def dropout(x: jax.Array, rate: float | jax.Array, key: jax.Array) -> jax.Array:
@@ -56,12 +57,12 @@ class Dropout:
             output_shape=tuple(input_shape), params=0, macs=0, detail=f"p={self.rate}",
         )
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
         return {}
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None, formulation: Formulation | None = None,
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None, formulation: Any = None,
     ) -> jax.Array:
         if not train or self.rate == 0.0:
             return x

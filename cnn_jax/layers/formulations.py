@@ -14,7 +14,7 @@ that ships, at batches 10 to 1024 (BENCHMARKS.md, "Formulations"):
   z = b + Σ_l Σ_m w_{l,m} · a_{j·s+l·d, k·s+m·d}, one broadcast multiply per offset, which XLA
   fuses into one pass. Wins in CPU training steps of such layers (the course's 1 → 3 maps net);
   loses with more maps (LeNet-5's 6) and in evaluation, so 'auto' uses it there only.
-* **micro-batched gradients** (`Formulation.microbatches`, computed in `cnn_jax.train.steps`):
+* **micro-batched gradients** (`Formulation.microbatches`, computed in `cnn_jax.train.experiment`):
   the batch's gradient as the mean over independent micro-batches that XLA:CPU runs
   concurrently. Two parts win from a batch of `MICROBATCH_MIN_BATCH` up; smaller batches, more
   parts, and networks whose dense layers do half or more of the multiply-adds lose.
@@ -32,7 +32,8 @@ that ships, at batches 10 to 1024 (BENCHMARKS.md, "Formulations"):
 
 On GPU/TPU 'auto' is the layers' own formulation with one batch per step. `choose` is the only
 place that decides; the training steps pass its result to
-`Network.apply(..., formulation=...)`.
+`Network.apply(..., formulation=...)`, and the conv and pool layers call its `conv2d` and
+`pool2d` with their plan's `Window` (`cnn_jax.shapes`), as they call their own functions.
 """
 
 from __future__ import annotations
@@ -48,62 +49,45 @@ from cnn_jax.errors import ConfigError
 from cnn_jax.layers.base import LayerPlan
 from cnn_jax.layers.conv import conv2d
 from cnn_jax.layers.pooling import pool2d
-from cnn_jax.shapes import AxisGeometry, image_shape, kernel_geometry, pool_geometry
+from cnn_jax.shapes import Padding, Pairs, Window, call_window, pool_window
 
 OFFSETS_MAX_MAPS = 4
 MICROBATCH_MIN_BATCH = 128  # smaller batches: one part
 MICROBATCH_PARTS = 2
 DENSE_SHARE_LIMIT = 0.5
 
-Pairs = tuple[tuple[int, int], tuple[int, int]]
-
 
 # -- convolution ------------------------------------------------------------------------------
-def conv2d_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
-                  stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
-                  dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+# Each program takes what `conv2d` takes: a layer plan's `Window`, or stride/padding/dilation by
+# keyword (`shapes.call_window` checks either against x and the kernel).
+def conv2d_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, window: Window | None = None,
+                  *, stride: int | tuple[int, int] | None = None, padding: Padding | None = None,
+                  dilation: int | tuple[int, int] | None = None) -> jax.Array:
     """`conv2d` as im2col + one matrix product.
 
     The kh·kw shifted (strided, dilated) views of the input are concatenated on the channel axis
     in (i, j, c) order — the order of the HWIO kernel reshaped to (kh·kw·in_channels, maps) — so
     every output position is one row of a matrix product.
     """
-    rows, cols = kernel_geometry("conv2d_im2col", "conv", x.shape, kernel.shape, stride, padding,
-                                 dilation)
-    stride, padding, dilation = _window_args(rows, cols)
+    window = call_window("conv2d_im2col", "conv", x.shape, kernel.shape, window, stride=stride,
+                         padding=padding, dilation=dilation)
+    (sh, sw), (dh, dw), (out_h, out_w) = window.strides, window.dilation, window.size_out
     kh, kw, channels, maps = kernel.shape
-    x, (out_h, out_w) = padded(x, kernel.shape, stride, padding, dilation)
+    x = jnp.pad(x, ((0, 0), *window.padding, (0, 0)))
     batch, height, width, _ = x.shape
-    width_span = (out_w - 1) * stride[1] + 1  # kw shifts along the width, then kh along height
+    width_span = (out_w - 1) * sw + 1  # kw shifts along the width, then kh along height
     x = _concat_channels([
-        jax.lax.slice(x, (0, 0, j * dilation[1], 0),
-                      (batch, height, j * dilation[1] + width_span, channels), (1, 1, stride[1], 1))
+        jax.lax.slice(x, (0, 0, j * dw, 0), (batch, height, j * dw + width_span, channels),
+                      (1, 1, sw, 1))
         for j in range(kw)
     ])
-    height_span = (out_h - 1) * stride[0] + 1
+    height_span = (out_h - 1) * sh + 1
     columns = _concat_channels([
-        jax.lax.slice(x, (0, i * dilation[0], 0, 0),
-                      (batch, i * dilation[0] + height_span, out_w, kw * channels),
-                      (1, stride[0], 1, 1))
+        jax.lax.slice(x, (0, i * dh, 0, 0), (batch, i * dh + height_span, out_w, kw * channels),
+                      (1, sh, 1, 1))
         for i in range(kh)
     ])
     return columns @ kernel.reshape(kh * kw * channels, maps) + bias
-
-
-def padded(x: jax.Array, kernel_shape: tuple[int, ...], stride: tuple[int, int],
-           padding: Pairs, dilation: tuple[int, int]) -> tuple[jax.Array, tuple[int, int]]:
-    """(x zero-padded, (out_h, out_w)) by the size formula on the padded input."""
-    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-    out_h = (x.shape[1] - dilation[0] * (kernel_shape[0] - 1) - 1) // stride[0] + 1
-    out_w = (x.shape[2] - dilation[1] * (kernel_shape[1] - 1) - 1) // stride[1] + 1
-    return x, (out_h, out_w)
-
-
-def _window_args(rows: AxisGeometry, cols: AxisGeometry) -> tuple[tuple[int, int], Pairs,
-                                                                   tuple[int, int]]:
-    """(stride, explicit padding, dilation) of a checked geometry."""
-    return ((rows.stride, cols.stride), ((rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)),
-            (rows.dilation, cols.dilation))
 
 
 def _concat_channels(parts: list[jax.Array]) -> jax.Array:
@@ -115,58 +99,57 @@ def offsets_apply(in_channels: int, maps: int) -> bool:
     return in_channels == 1 and maps <= OFFSETS_MAX_MAPS
 
 
-def conv2d_offsets(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
-                   stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
-                   dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+def conv2d_offsets(x: jax.Array, kernel: jax.Array, bias: jax.Array, window: Window | None = None,
+                   *, stride: int | tuple[int, int] | None = None, padding: Padding | None = None,
+                   dilation: int | tuple[int, int] | None = None) -> jax.Array:
     """`conv2d` whose forward pass is the course's sum over kernel offsets, for layers with one
     input channel and at most `OFFSETS_MAX_MAPS` maps (`conv2d` itself for any other layer).
 
     Derivatives are `conv2d`'s own (a custom JVP that is linear in the tangents, so forward mode,
     `jax.grad` and higher orders all work): the backward pass is XLA's convolution gradient.
     """
-    rows, cols = kernel_geometry("conv2d_offsets", "conv", x.shape, kernel.shape, stride, padding,
-                                 dilation)
-    stride, padding, dilation = _window_args(rows, cols)
+    window = call_window("conv2d_offsets", "conv", x.shape, kernel.shape, window, stride=stride,
+                         padding=padding, dilation=dilation)
     if not offsets_apply(kernel.shape[2], kernel.shape[3]):
-        return conv2d(x, kernel, bias, stride=stride, padding=padding, dilation=dilation)
-    return _sum_over_offsets(x, kernel, stride, padding, dilation) + bias
+        return conv2d(x, kernel, bias, window)
+    return _sum_over_offsets(x, kernel, window) + bias
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
-def _sum_over_offsets(x, kernel, stride, padding, dilation):
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _sum_over_offsets(x, kernel, window):
     kh, kw, _, maps = kernel.shape
-    x, (out_h, out_w) = padded(x, kernel.shape, stride, padding, dilation)
+    (sh, sw), (dh, dw), (out_h, out_w) = window.strides, window.dilation, window.size_out
+    x = jnp.pad(x, ((0, 0), *window.padding, (0, 0)))
     batch = x.shape[0]
     total = jnp.zeros((batch, out_h, out_w, maps), x.dtype)
     for row in range(kh):
         for col in range(kw):
             view = jax.lax.slice(
-                x, (0, row * dilation[0], col * dilation[1], 0),
-                (batch, row * dilation[0] + (out_h - 1) * stride[0] + 1,
-                 col * dilation[1] + (out_w - 1) * stride[1] + 1, 1),
-                (1, stride[0], stride[1], 1))
+                x, (0, row * dh, col * dw, 0),
+                (batch, row * dh + (out_h - 1) * sh + 1, col * dw + (out_w - 1) * sw + 1, 1),
+                (1, sh, sw, 1))
             total = total + view * kernel[row, col, 0]
     return total
 
 
 @_sum_over_offsets.defjvp
-def _sum_over_offsets_jvp(stride, padding, dilation, primals, tangents):
+def _sum_over_offsets_jvp(window, primals, tangents):
     x, kernel = primals
     x_dot, kernel_dot = tangents
-    window = {"stride": stride, "padding": padding, "dilation": dilation}
     zero = jnp.zeros((kernel.shape[-1],), x.dtype)
-    tangent = conv2d(x_dot, kernel, zero, **window) + conv2d(x, kernel_dot, zero, **window)
-    return _sum_over_offsets(x, kernel, stride, padding, dilation), tangent
+    tangent = conv2d(x_dot, kernel, zero, window) + conv2d(x, kernel_dot, zero, window)
+    return _sum_over_offsets(x, kernel, window), tangent
 
 
-def canonical_applies(stride: Sequence[int], dilation: Sequence[int]) -> bool:
+def canonical_applies(window: Window) -> bool:
     """Whether `conv2d_canonical` computes its own gradients for this geometry (else `conv2d`)."""
-    return tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+    return window.strides == (1, 1) and window.dilation == (1, 1)
 
 
-def conv2d_canonical(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
-                     stride: tuple[int, int] = (1, 1), padding: Pairs = ((0, 0), (0, 0)),
-                     dilation: tuple[int, int] = (1, 1)) -> jax.Array:
+def conv2d_canonical(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+                     window: Window | None = None, *,
+                     stride: int | tuple[int, int] | None = None, padding: Padding | None = None,
+                     dilation: int | tuple[int, int] | None = None) -> jax.Array:
     """`conv2d` whose gradients are convolutions in the forward pass's own layout.
 
     JAX differentiates a convolution into convolutions with swapped dimension labels
@@ -178,12 +161,11 @@ def conv2d_canonical(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
     (the batch as input features): every convolution is NHWC × HWIO → NHWC. Other geometry:
     `conv2d`.
     """
-    rows, cols = kernel_geometry("conv2d_canonical", "conv", x.shape, kernel.shape, stride,
-                                 padding, dilation)
-    stride, padding, dilation = _window_args(rows, cols)
-    if not canonical_applies(stride, dilation):
-        return conv2d(x, kernel, bias, stride=stride, padding=padding, dilation=dilation)
-    return _valid_conv(jnp.pad(x, ((0, 0), *padding, (0, 0))), kernel) + bias
+    window = call_window("conv2d_canonical", "conv", x.shape, kernel.shape, window,
+                         stride=stride, padding=padding, dilation=dilation)
+    if not canonical_applies(window):
+        return conv2d(x, kernel, bias, window)
+    return _valid_conv(jnp.pad(x, ((0, 0), *window.padding, (0, 0))), kernel) + bias
 
 
 def _nhwc_conv(x: jax.Array, kernel: jax.Array, padding: Pairs = ((0, 0), (0, 0))) -> jax.Array:
@@ -213,24 +195,23 @@ _valid_conv.defvjp(_valid_conv_forward, _valid_conv_backward)
 
 
 # -- pooling ----------------------------------------------------------------------------------
-def reshape_applies(kind: str, window: Sequence[int], stride: Sequence[int],
-                    padding: Pairs) -> bool:
+def reshape_applies(kind: str, window: Window) -> bool:
     """Whether `pool2d_reshape` reshapes for this pooling (else `pool2d`)."""
-    return kind in ("max", "avg") and tuple(window) == tuple(stride) and all(
-        lo == hi == 0 for lo, hi in padding)
+    return kind in ("max", "avg") and window.kernel == window.strides and window.unpadded
 
 
-def pool2d_reshape(x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
-                   padding: Pairs = ((0, 0), (0, 0))) -> jax.Array:
+def pool2d_reshape(x: jax.Array, kind: str, window: Window | int | Sequence[int],
+                   stride: int | Sequence[int] | None = None,
+                   padding: Padding | None = None) -> jax.Array:
     """`pool2d` as a reshape and a max/mean for non-overlapping unpadded windows (rows or columns
-    that fill no whole window are dropped, as the size formula does); `pool2d` otherwise."""
-    if kind in ("max", "avg", "l2"):
-        height, width, _ = image_shape("pool2d_reshape", "pool", x.shape)
-        rows, cols = pool_geometry("pool2d_reshape", (height, width), window, stride, padding)
-        window, (stride, padding, _) = (rows.kernel, cols.kernel), _window_args(rows, cols)
-    if not reshape_applies(kind, window, stride, padding):
+    that fill no whole window are dropped, as the size formula does); `pool2d` otherwise. Takes
+    what `pool2d` takes."""
+    if kind not in ("max", "avg", "l2"):
         return pool2d(x, kind, window, stride, padding)
-    (wh, ww), (out_h, out_w) = window, (x.shape[1] // window[0], x.shape[2] // window[1])
+    window = pool_window("pool2d_reshape", x.shape, window, stride, padding)
+    if not reshape_applies(kind, window):
+        return pool2d(x, kind, window)
+    (wh, ww), (out_h, out_w) = window.kernel, window.size_out
     blocks = x[:, :out_h * wh, :out_w * ww, :].reshape(x.shape[0], out_h, wh, out_w, ww,
                                                         x.shape[-1])
     return blocks.max(axis=(2, 4)) if kind == "max" else blocks.mean(axis=(2, 4))
@@ -277,12 +258,14 @@ class Formulation:
             raise ValueError(f"unknown formulation {self}; conv one of {list(CONV)}, "
                              f"pool one of {list(POOL)}")
 
-    def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array, **window) -> jax.Array:
-        return CONV[self.conv](x, kernel, bias, **window)
+    def conv2d(self, x: jax.Array, kernel: jax.Array, bias: jax.Array,
+               window: Window) -> jax.Array:
+        """A conv layer's `conv2d(x, kernel, bias, window)` by this formulation's program."""
+        return CONV[self.conv](x, kernel, bias, window)
 
-    def pool2d(self, x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
-               padding: Pairs) -> jax.Array:
-        return POOL[self.pool](x, kind, window, stride, padding)
+    def pool2d(self, x: jax.Array, kind: str, window: Window) -> jax.Array:
+        """A pool layer's `pool2d(x, kind, window)` by this formulation's program."""
+        return POOL[self.pool](x, kind, window)
 
 
 LAYERS = Formulation()  # the layers' own: lax convolution and reduce_window pooling
@@ -323,9 +306,8 @@ def choose(conv: str, pool: str, microbatches: int, *, plans: Sequence[LayerPlan
     offsets_layers = [p.name for p in plans if p.kind == "conv"
                       and offsets_apply(p.input_shape[-1], p.output_shape[-1])]
     reshape_layers = [p.name for p in plans if p.kind == "pool" and p.geometry is not None
-                      and reshape_applies(p.pool_type, _window(p), _stride(p), _pads(p))]
-    canonical_layers = [p.name for p in plans if p.kind == "conv"
-                        and canonical_applies(_stride(p), _dilation(p))]
+                      and reshape_applies(p.pool_type, p.geometry)]
+    canonical_layers = [p.name for p in plans if p.kind == "conv" and canonical_applies(p.geometry)]
     if conv == "auto":
         conv = "lax"
         if cpu and training and offsets_layers:
@@ -358,19 +340,3 @@ def choose(conv: str, pool: str, microbatches: int, *, plans: Sequence[LayerPlan
                           f"a divisor of the batch of {batch_size}")
     return Formulation(conv, pool, microbatches)
 
-
-def _window(plan: LayerPlan) -> tuple[int, int]:
-    return plan.geometry[0].kernel, plan.geometry[1].kernel
-
-
-def _stride(plan: LayerPlan) -> tuple[int, int]:
-    return plan.geometry[0].stride, plan.geometry[1].stride
-
-
-def _dilation(plan: LayerPlan) -> tuple[int, int]:
-    return plan.geometry[0].dilation, plan.geometry[1].dilation
-
-
-def _pads(plan: LayerPlan) -> Pairs:
-    rows, cols = plan.geometry
-    return (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi)

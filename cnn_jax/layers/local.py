@@ -11,30 +11,21 @@ parameters. Kernels are stored readably as (out_h, out_w, kh, kw, in_channels, m
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax
 
 from cnn_jax.activations import get_activation
 from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import (
-    Formulation,
-    LayerPlan,
-    Params,
-    Shape,
-    positive_int,
-    spatial_input,
-    window_args,
-)
-from cnn_jax.layers.conv import pad_past_span
-from cnn_jax.shapes import Padding, kernel_geometry, window_geometry
-
-DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, positive_int, spatial_input
+from cnn_jax.layers.conv import DIMENSION_NUMBERS, pad_past_span
+from cnn_jax.shapes import Padding, Window, call_window, window_geometry
 
 
 def local2d(
-    x: jax.Array, kernel: jax.Array, bias: jax.Array, *, stride: tuple[int, int] = (1, 1),
-    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
-    dilation: tuple[int, int] = (1, 1),
+    x: jax.Array, kernel: jax.Array, bias: jax.Array, window: Window | None = None, *,
+    stride: int | tuple[int, int] | None = None, padding: Padding | None = None,
+    dilation: int | tuple[int, int] | None = None,
 ) -> jax.Array:
     """Unshared local connections plus per-position bias (no activation).
 
@@ -42,21 +33,22 @@ def local2d(
       x: (batch, height, width, in_channels).
       kernel: (out_h, out_w, kh, kw, in_channels, maps): one kernel per output position.
       bias: (out_h, out_w, maps): one bias per output position and map.
+      window: a layer plan's `Window`, or stride, padding and dilation by keyword (as `conv2d`).
     Returns:
       (batch, out_h, out_w, maps).
     Raises:
       ShapeError: impossible geometry, in_channels ≠ x's channels or (out_h, out_w) ≠ the output
         size (at trace time).
     """
-    rows, cols = kernel_geometry("local2d", "local", x.shape, kernel.shape, stride, padding,
-                                 dilation)
-    x, padding = pad_past_span(x, rows, cols)  # the same XLA:CPU gradient bug as conv2d
+    window = call_window("local2d", "local", x.shape, kernel.shape, window, stride=stride,
+                         padding=padding, dilation=dilation)
+    x, pads = pad_past_span(x, window)  # the same XLA:CPU gradient bug as conv2d
     out_h, out_w, kh, kw, in_channels, maps = kernel.shape
     # conv_general_dilated_local fuses the window into the I axis in the order (channel, kh, kw).
     fused = kernel.transpose(0, 1, 4, 2, 3, 5).reshape(out_h, out_w, in_channels * kh * kw, maps)
     y = jax.lax.conv_general_dilated_local(
-        x, fused, window_strides=(rows.stride, cols.stride), padding=padding,
-        filter_shape=(kh, kw), rhs_dilation=(rows.dilation, cols.dilation),
+        x, fused, window_strides=window.strides, padding=pads, filter_shape=(kh, kw),
+        rhs_dilation=window.dilation,
         dimension_numbers=DIMENSION_NUMBERS,
     )
     return y + bias
@@ -88,11 +80,11 @@ class LocallyConnected:
             output_shape=(rows.size_out, cols.size_out, maps),
             params=positions * (kernel_area * channels + 1) * maps,
             macs=positions * maps * kernel_area * channels,
-            geometry=(rows, cols), activation=self.activation,
+            geometry=Window(rows, cols), activation=self.activation,
             detail=f"{maps} maps {rows.kernel}×{cols.kernel}, unshared",
         )
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
         rows, cols = plan.geometry
         out_h, out_w, maps = plan.output_shape
         shape = (out_h, out_w, rows.kernel, cols.kernel, plan.input_shape[-1], maps)
@@ -106,8 +98,8 @@ class LocallyConnected:
         }
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None, formulation: Formulation | None = None,
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None, formulation: Any = None,
     ) -> jax.Array:
-        z = local2d(x, params["kernel"], params["bias"], **window_args(plan))
+        z = local2d(x, params["kernel"], params["bias"], plan.geometry)
         return get_activation(self.activation, plan.name)(z)

@@ -11,34 +11,36 @@ unchanged, so that a sweep over pool types can switch pooling off.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import LayerError
-from cnn_jax.layers.base import Formulation, LayerPlan, Params, Shape, spatial_input, window_args
-from cnn_jax.shapes import Padding, image_shape, pool_geometry
+from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, spatial_input
+from cnn_jax.shapes import Padding, Window, pool_geometry, pool_window
 
 POOL_TYPES = ("max", "avg", "l2", "none")
 
 
 def pool2d(
-    x: jax.Array, kind: str, window: tuple[int, int], stride: tuple[int, int],
-    padding: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+    x: jax.Array, kind: str, window: Window | int | Sequence[int],
+    stride: int | Sequence[int] | None = None, padding: Padding | None = None,
 ) -> jax.Array:
     """Pools x (batch, height, width, maps) over spatial windows → (batch, out_h, out_w, maps).
 
-    Raises `ShapeError` (at trace time) for impossible geometry or a window all in the padding.
+    window: a layer plan's `Window`, or the window size with `stride` (default: the window's,
+    non-overlapping) and `padding` (default: none). Raises `ShapeError` (at trace time) for
+    impossible geometry or a window all in the padding.
     """
     if kind == "none":
         return x
     if kind not in POOL_TYPES:
         raise ValueError(f"unknown pool type {kind!r}; choose one of {list(POOL_TYPES)}")
-    height, width, _ = image_shape("pool2d", "pool", x.shape)
-    rows, cols = pool_geometry("pool2d", (height, width), window, stride, padding)
-    dims = (1, rows.kernel, cols.kernel, 1)
-    strides = (1, rows.stride, cols.stride, 1)
-    pads = ((0, 0), (rows.pad_lo, rows.pad_hi), (cols.pad_lo, cols.pad_hi), (0, 0))
+    window = pool_window("pool2d", x.shape, window, stride, padding)
+    dims, strides = (1, *window.kernel, 1), (1, *window.strides, 1)
+    pads = ((0, 0), *window.padding, (0, 0))
     if kind == "max":
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, pads)
     if kind == "l2":
@@ -48,9 +50,9 @@ def pool2d(
         positive = squares > 0
         return jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, pads)  # avg
-    if all(lo == hi == 0 for lo, hi in pads):
-        return total / (rows.kernel * cols.kernel)
-    ones = jnp.ones((1, height, width, 1), x.dtype)
+    if window.unpadded:
+        return total / (window.rows.kernel * window.cols.kernel)
+    ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
     count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, dims, strides, pads)
     return total / count
 
@@ -83,21 +85,18 @@ class Pool:
         return LayerPlan(
             name=name, kind=self.kind, input_shape=(height, width, channels),
             output_shape=(rows.size_out, cols.size_out, channels), params=0, macs=0,
-            geometry=(rows, cols), detail=f"{self.pool_type} {rows.kernel}×{cols.kernel}",
+            geometry=Window(rows, cols), detail=f"{self.pool_type} {rows.kernel}×{cols.kernel}",
             pool_type=self.pool_type,
         )
 
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> Params:
+    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
         return {}
 
     def apply(
-        self, params: Params, x: jax.Array, plan: LayerPlan, *, train: bool = False,
-        key: jax.Array | None = None, formulation: Formulation | None = None,
+        self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
+        key: jax.Array | None = None, formulation: Any = None,
     ) -> jax.Array:
         if plan.geometry is None:
             return x
-        rows, cols = plan.geometry
-        args = window_args(plan)
         pool = pool2d if formulation is None else formulation.pool2d
-        return pool(x, self.pool_type, (rows.kernel, cols.kernel), args["stride"],
-                    args["padding"])
+        return pool(x, self.pool_type, plan.geometry)
