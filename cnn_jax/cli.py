@@ -8,9 +8,10 @@ no traceback unless `--verbose` is given; a Ctrl-C outside training exits with 1
 `define_config_file(name, default, help)` replaces `config_flags.DEFINE_config_file`: the default
 file is loaded only when `--name` is not given, during flag parsing, so an override of an
 unknown key is an error line like any other; `--name.model.layers.0.kernel=3` is read as
-`--name.model.layers[0].kernel=3`, and a layer field takes any value its layer takes
-(`--name.model.layers[0].kernel=(3,5)`); an override of a layer that does not exist says how many
-the network has. A sweep config's `--name.seeds=3` means 3 seeds, (0, 1, 2) (a note says so).
+`--name.model.layers[0].kernel=3` (by `cnn_jax.config.keys`, the parser sweeps use), and a layer
+field takes any value its layer takes (`--name.model.layers[0].kernel=(3,5)`); an override of a
+layer that does not exist says how many the network has. A sweep config's `--name.seeds=3` means
+3 seeds, (0, 1, 2) (a note says so).
 A config file that fails to load is named in one line with the exception's type and line.
 """
 

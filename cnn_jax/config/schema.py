@@ -91,16 +91,13 @@ PER_RUN_KEYS = _with_role(PER_RUN)
 # The seed last: it picks the data of the synthetic set only (`cnn_jax.config.data.data_key`).
 DATA_KEYS = (*_with_role(DATA), "seed")
 NON_SEMANTIC_KEYS = _with_role(NON_SEMANTIC)
-DEFAULTS: dict[str, Any] = {key.path: key.default for key in SCHEMA}
+_ROLES = {key.path: key.role for key in SCHEMA}
 
 
 def role(path: str) -> str:
     """The role of a dotted key: `PER_RUN`, `DATA`, `NON_SEMANTIC` or `SEMANTIC`; KeyError if
     the schema has no such key."""
-    for key in SCHEMA:
-        if key.path == path:
-            return key.role
-    raise KeyError(path)
+    return _ROLES[path]
 
 
 def schema_defaults() -> ml_collections.ConfigDict:
