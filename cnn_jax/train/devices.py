@@ -5,9 +5,6 @@ axis 'models', each device training whole models on its replica of the data."""
 
 from __future__ import annotations
 
-import os
-import platform
-
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -56,26 +53,6 @@ def shard_models(tree, mesh: Mesh | None):
 
 def device_count(mesh: Mesh | None) -> int:
     return 1 if mesh is None else mesh.size
-
-
-def cpu_model() -> str:
-    """The processor's name, e.g. 'AMD EPYC 7B13' (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def describe_devices() -> str:
-    """e.g. '1 × CPU (AMD EPYC 7B13, 2 cores)' or '1 × NVIDIA H100 80GB HBM3'."""
-    devices = jax.local_devices()
-    if devices[0].platform == "cpu":
-        return f"{len(devices)} × CPU ({cpu_model()}, {os.cpu_count()} cores)"
-    return f"{len(devices)} × {devices[0].device_kind}"
 
 
 def initialize_distributed() -> None:
