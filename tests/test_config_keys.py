@@ -173,3 +173,13 @@ def test_split_sizes_are_checked_in_one_place(sizes, key, allowed):
 def test_split_sizes_at_their_limits_pass():
     check_split_sizes("toy", 50, 20, validation_size=49, train_size=1, test_size=20)
     check_split_sizes("toy", 50, 20, validation_size=10, train_size=0, test_size=0)
+
+
+def test_an_idx_folder_only_for_the_data_sets_that_read_one():
+    from cnn_jax.data import load_dataset
+
+    with pytest.raises(ConfigError) as caught:
+        load_dataset("mnist_5k", idx_dir="/some/folder")  # refused before anything is read
+    assert caught.value.key == "idx_dir"
+    assert "'idx'" in caught.value.allowed and "'fashion_mnist_debian'" in caught.value.allowed
+    assert "'mnist_5k'" not in caught.value.allowed

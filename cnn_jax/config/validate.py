@@ -19,8 +19,8 @@ import ml_collections
 from cnn_jax.config.model import layer_dicts
 from cnn_jax.config.schema import DEFAULT_PRESET, with_defaults
 from cnn_jax.data.augment import EXPANSION_FACTOR
-from cnn_jax.data.loading import check_split_sizes
-from cnn_jax.data.registry import DATASETS, DatasetInfo, dataset_info, dataset_names
+from cnn_jax.data.loading import check_idx_dir, check_split_sizes
+from cnn_jax.data.registry import DatasetInfo, dataset_info, dataset_names
 from cnn_jax.data.synthetic import SYNTHETIC_TRAIN_SIZE
 from cnn_jax.errors import ConfigError, LayerError, ShapeError
 from cnn_jax.initializers import KERNEL_SCHEMES
@@ -97,9 +97,7 @@ def validate_config(
         _check_range(config, key, 0)
     if config.dataset == "idx" and not config.idx_dir:
         raise ConfigError("idx_dir", config.idx_dir, "a folder of IDX files for dataset 'idx'")
-    if config.idx_dir and not info.uses_idx_dir:
-        users = [name for name, entry in DATASETS.items() if entry.uses_idx_dir]
-        raise ConfigError("idx_dir", config.idx_dir, f"'' unless dataset is one of {users}")
+    check_idx_dir(config.dataset, config.idx_dir)
     if config.model.layers and config.model.preset:
         raise ConfigError("model.preset", config.model.preset,
                           "'' for a config that lists its layers (model.layers): one "

@@ -1,5 +1,5 @@
-"""``load_dataset``: a data set's name to an in-memory :class:`Dataset`; ``check_split_sizes``:
-the sizes its splits can take (checked here once loaded, and by `cnn_jax.config` before)."""
+"""``load_dataset``: a data set's name to an in-memory :class:`Dataset`; ``check_split_sizes`` and
+``check_idx_dir``: the arguments it takes (checked here, and by `cnn_jax.config` before loading)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from cnn_jax.data import sources
 from cnn_jax.data.augment import expand_with_shifts
 from cnn_jax.data.dataset import Dataset
-from cnn_jax.data.registry import dataset_info, dataset_names
+from cnn_jax.data.registry import DATASETS, dataset_info, dataset_names
 from cnn_jax.data.synthetic import synthetic_dataset
 from cnn_jax.errors import ConfigError
 
@@ -18,6 +18,14 @@ from cnn_jax.errors import ConfigError
 def default_data_dir() -> str:
     """``$CNN_JAX_DATA_DIR`` if set, else ``~/tensorflow_datasets``."""
     return os.environ.get("CNN_JAX_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def check_idx_dir(name: str, idx_dir: str | None) -> None:
+    """An IDX folder only for the data sets that read one; raises `ConfigError`."""
+    info = dataset_info(name)
+    if idx_dir and info is not None and not info.uses_idx_dir:
+        users = [entry for entry, known in DATASETS.items() if known.uses_idx_dir]
+        raise ConfigError("idx_dir", idx_dir, f"'' unless dataset is one of {users}")
 
 
 def check_split_sizes(name: str, train_total: int | None, test_total: int | None, *,
@@ -84,14 +92,14 @@ def load_dataset(
     Raises:
       DatasetNotAvailableError: the data is not on this machine (the message says how to get it).
       DataError: corrupt or inconsistent files.
-      ConfigError: out-of-range sizes (`check_split_sizes`).
+      ConfigError: out-of-range sizes (`check_split_sizes`), an IDX folder for a data set that
+        reads none (`check_idx_dir`).
       ValueError: an unknown name.
     """
     info = dataset_info(name)
     if info is None:
         raise ValueError(f"unknown dataset {name!r}; choose from {dataset_names()}")
-    if idx_dir and not info.uses_idx_dir:
-        raise ValueError(f"idx_dir applies to 'idx' and 'fashion_mnist_debian', not {name!r}")
+    check_idx_dir(name, idx_dir)
     if info.open is None:
         data = synthetic_dataset(train_size or 0, validation_size, test_size or 0, seed)
         train_x, train_y = data.train_images, data.train_labels
