@@ -259,13 +259,28 @@ def call_window(
     """The window of a call of a conv ('conv') or locally connected ('local') function, checked
     against its x and kernel shapes (`kernel_geometry`): a layer plan's `window`, or the one the
     keywords give (defaults: stride 1, no padding, dilation 1), never both."""
-    if window is not None:
-        if (stride, padding, dilation) != (None, None, None):
-            raise LayerError(f"layer '{function}' ({kind}): give a window or stride/padding/"
-                             "dilation, not both", "window")
-        stride, padding, dilation = window.strides, window.padding, window.dilation
-    return kernel_geometry(function, kind, x_shape, kernel_shape, 1 if stride is None else stride,
-                           0 if padding is None else padding, 1 if dilation is None else dilation)
+    if window is None:
+        return kernel_geometry(function, kind, x_shape, kernel_shape,
+                               1 if stride is None else stride, 0 if padding is None else padding,
+                               1 if dilation is None else dilation)
+    if (stride, padding, dilation) != (None, None, None):
+        raise LayerError(f"layer '{function}' ({kind}): give a window or stride/padding/"
+                         "dilation, not both", "window")
+    checked = kernel_geometry(function, kind, x_shape, kernel_shape, window.strides,
+                              window.padding, window.dilation)
+    return _same_window(function, kind, window, checked)
+
+
+def _same_window(function: str, kind: str, window: Window, checked: Window) -> Window:
+    """`window` if it is the one the call's own shapes give (`checked`), else a `ShapeError`."""
+    if checked != window:
+        raise ShapeError(
+            f"layer '{function}' ({kind}): the window is for a {window.rows.size_in}×"
+            f"{window.cols.size_in} input and a {window.kernel[0]}×{window.kernel[1]} "
+            f"{'window' if kind == 'pool' else 'kernel'}, but this call has a "
+            f"{checked.rows.size_in}×{checked.cols.size_in} input and a {checked.kernel[0]}×"
+            f"{checked.kernel[1]} one")
+    return window
 
 
 def pool_window(
@@ -276,10 +291,13 @@ def pool_window(
     layer plan's `Window`, or one of `window` size (stride: the window's, padding: none unless
     given)."""
     height, width, _ = image_shape(function, "pool", x_shape)
-    if isinstance(window, Window):
-        if (stride, padding) != (None, None):
-            raise LayerError(f"layer '{function}' (pool): give a Window or stride/padding, not "
-                             "both", "window")
-        window, stride, padding = window.kernel, window.strides, window.padding
-    return pool_geometry(function, (height, width), window, window if stride is None else stride,
-                         0 if padding is None else padding)
+    if not isinstance(window, Window):
+        stride = window if stride is None else stride
+        return pool_geometry(function, (height, width), window, stride,
+                             0 if padding is None else padding)
+    if (stride, padding) != (None, None):
+        raise LayerError(f"layer '{function}' (pool): give a Window or stride/padding, not both",
+                         "window")
+    checked = pool_geometry(function, (height, width), window.kernel, window.strides,
+                            window.padding)
+    return _same_window(function, "pool", window, checked)
