@@ -17,9 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.activations import get_activation
-from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, positive_int, spatial_input
-from cnn_jax.shapes import Padding, Pairs, Window, call_window, window_geometry
+from cnn_jax.layers.base import KernelLayer, LayerParams, LayerPlan
+from cnn_jax.shapes import Padding, Pairs, Window, call_window
 
 DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -69,46 +68,11 @@ def conv2d(
 
 
 @dataclasses.dataclass(frozen=True)
-class Conv:
+class Conv(KernelLayer):
     """A convolutional layer: `features` maps of `kernel` size, shared over all positions."""
 
-    features: int
-    kernel: int | tuple[int, int] = 5
-    stride: int | tuple[int, int] = 1
-    padding: Padding = "VALID"
-    dilation: int | tuple[int, int] = 1
-    activation: str = "relu"
     kind = "conv"
-
-    def plan(self, name: str, input_shape: Shape) -> LayerPlan:
-        height, width, channels = spatial_input(name, self.kind, input_shape)
-        maps = positive_int(name, "features", self.features)
-        get_activation(self.activation, name)
-        rows, cols = window_geometry(
-            name, self.kind, (height, width), self.kernel, self.stride, self.padding, self.dilation
-        )
-        kernel_area = rows.kernel * cols.kernel
-        return LayerPlan(
-            name=name, kind=self.kind, input_shape=(height, width, channels),
-            output_shape=(rows.size_out, cols.size_out, maps),
-            params=kernel_area * channels * maps + maps,
-            macs=rows.size_out * cols.size_out * maps * kernel_area * channels,
-            geometry=Window(rows, cols), activation=self.activation,
-            detail=f"{maps} maps {rows.kernel}×{cols.kernel}, shared",
-        )
-
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
-        rows, cols = plan.geometry
-        maps = plan.output_shape[-1]
-        shape = (rows.kernel, cols.kernel, plan.input_shape[-1], maps)
-        kernel_key, bias_key = jax.random.split(key)
-        return {
-            "kernel": init_kernel(
-                scheme, kernel_key, shape,
-                nielsen_fan_out=max(1, maps * rows.kernel * cols.kernel // pool_area),
-            ),
-            "bias": init_bias(scheme, bias_key, (maps,)),
-        }
+    shared = True
 
     def apply(
         self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import LayerError
-from cnn_jax.layers.base import LayerParams, LayerPlan, Shape
+from cnn_jax.layers.base import LayerParams, LayerPlan, ParameterFree, Shape
 
 
 def dropout(x: jax.Array, rate: float | jax.Array, key: jax.Array) -> jax.Array:
@@ -40,7 +40,7 @@ def example_keys(key: jax.Array, batch_size: int) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class Dropout:
+class Dropout(ParameterFree):
     """Dropout of the layer's input units with probability `rate` in [0, 1)."""
 
     rate: float = 0.5
@@ -56,9 +56,6 @@ class Dropout:
             name=name, kind=self.kind, input_shape=tuple(input_shape),
             output_shape=tuple(input_shape), params=0, macs=0, detail=f"p={self.rate}",
         )
-
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
-        return {}
 
     def apply(
         self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,

@@ -16,10 +16,9 @@ from typing import Any
 import jax
 
 from cnn_jax.activations import get_activation
-from cnn_jax.initializers import init_bias, init_kernel
-from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, positive_int, spatial_input
+from cnn_jax.layers.base import KernelLayer, LayerParams, LayerPlan
 from cnn_jax.layers.conv import DIMENSION_NUMBERS, pad_past_span
-from cnn_jax.shapes import Padding, Window, call_window, window_geometry
+from cnn_jax.shapes import Padding, Window, call_window
 
 
 def local2d(
@@ -55,47 +54,11 @@ def local2d(
 
 
 @dataclasses.dataclass(frozen=True)
-class LocallyConnected:
+class LocallyConnected(KernelLayer):
     """Like `Conv`, with a separate kernel and bias at every output position."""
 
-    features: int
-    kernel: int | tuple[int, int] = 5
-    stride: int | tuple[int, int] = 1
-    padding: Padding = "VALID"
-    dilation: int | tuple[int, int] = 1
-    activation: str = "relu"
     kind = "local"
-
-    def plan(self, name: str, input_shape: Shape) -> LayerPlan:
-        height, width, channels = spatial_input(name, self.kind, input_shape)
-        maps = positive_int(name, "features", self.features)
-        get_activation(self.activation, name)
-        rows, cols = window_geometry(
-            name, self.kind, (height, width), self.kernel, self.stride, self.padding, self.dilation
-        )
-        positions = rows.size_out * cols.size_out
-        kernel_area = rows.kernel * cols.kernel
-        return LayerPlan(
-            name=name, kind=self.kind, input_shape=(height, width, channels),
-            output_shape=(rows.size_out, cols.size_out, maps),
-            params=positions * (kernel_area * channels + 1) * maps,
-            macs=positions * maps * kernel_area * channels,
-            geometry=Window(rows, cols), activation=self.activation,
-            detail=f"{maps} maps {rows.kernel}×{cols.kernel}, unshared",
-        )
-
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
-        rows, cols = plan.geometry
-        out_h, out_w, maps = plan.output_shape
-        shape = (out_h, out_w, rows.kernel, cols.kernel, plan.input_shape[-1], maps)
-        kernel_key, bias_key = jax.random.split(key)
-        return {
-            "kernel": init_kernel(
-                scheme, kernel_key, shape, batch_axis=(0, 1),
-                nielsen_fan_out=max(1, maps * rows.kernel * cols.kernel // pool_area),
-            ),
-            "bias": init_bias(scheme, bias_key, (out_h, out_w, maps)),
-        }
+    shared = False
 
     def apply(
         self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,

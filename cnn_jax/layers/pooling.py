@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from cnn_jax.errors import LayerError
-from cnn_jax.layers.base import LayerParams, LayerPlan, Shape, spatial_input
+from cnn_jax.layers.base import LayerParams, LayerPlan, ParameterFree, Shape, spatial_input
 from cnn_jax.shapes import Padding, Window, pool_geometry, pool_window
 
 POOL_TYPES = ("max", "avg", "l2", "none")
@@ -58,7 +58,7 @@ def pool2d(
 
 
 @dataclasses.dataclass(frozen=True)
-class Pool:
+class Pool(ParameterFree):
     """`pool_type` pooling ('max', 'avg', 'l2', 'none') over `window`; a stride of None (the
     default) or 'window' is the window's size (non-overlapping windows)."""
 
@@ -88,9 +88,6 @@ class Pool:
             geometry=Window(rows, cols), detail=f"{self.pool_type} {rows.kernel}×{cols.kernel}",
             pool_type=self.pool_type,
         )
-
-    def init(self, key: jax.Array, plan: LayerPlan, scheme: str, pool_area: int = 1) -> LayerParams:
-        return {}
 
     def apply(
         self, params: LayerParams, x: jax.Array, plan: LayerPlan, *, train: bool = False,
