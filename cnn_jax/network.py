@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -132,10 +132,20 @@ class Network:
                 params[plan.name] = layer_params
         return params
 
-    def _forward(
-        self, params: Params, x: jax.Array, train: bool, key: jax.Array | None,
-        formulation: Formulation | None = None,
-    ) -> Iterator[tuple[LayerPlan, jax.Array]]:
+
+    def apply(
+        self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
+        formulation: Formulation | None = None, every_layer: bool = False,
+    ) -> jax.Array | dict[str, jax.Array]:
+        """Logits (batch, classes) for images x (batch, height, width, channels); with
+        `every_layer`, {layer name: its output} for every layer instead.
+
+        Each layer's traced output shape is checked against its plan (the size formula).
+        key (training with dropout): one PRNG key, or one per example, shape (batch,)
+        (`cnn_jax.layers.dropout.example_keys`), which makes the masks independent of how the
+        batch is split. formulation: how conv and pool layers are computed
+        (`cnn_jax.layers.formulations`); None is the layers' own `lax` programs.
+        """
         if x.ndim != 4:
             raise ShapeError(
                 f"input must be a batch of images (batch, height, width, channels), got shape "
@@ -143,6 +153,7 @@ class Network:
             )
         plans = self.plan(x.shape[1:])
         self._check_params(params, plans)
+        outputs = {}
         for i, (layer, plan) in enumerate(zip(self.layers, plans, strict=True)):
             layer_key = None if key is None else _fold_in(key, i)
             x = layer.apply(params.get(plan.name, {}), x, plan, train=train, key=layer_key,
@@ -152,25 +163,12 @@ class Network:
                     f"layer '{plan.name}': traced shape {tuple(x.shape[1:])} differs from the "
                     f"formula's {plan.output_shape}"
                 )
-            yield plan, x
-
-    def apply(
-        self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None,
-        formulation: Formulation | None = None,
-    ) -> jax.Array:
-        """Logits (batch, classes) for images x (batch, height, width, channels).
-
-        key (training with dropout): one PRNG key, or one per example, shape (batch,)
-        (`cnn_jax.layers.dropout.example_keys`), which makes the masks independent of how the
-        batch is split. formulation: how conv and pool layers are computed
-        (`cnn_jax.formulations`); None is the layers' own `lax` programs.
-        """
-        *_, (_, logits) = self._forward(params, x, train, key, formulation)
-        return logits
+            outputs[plan.name] = x
+        return outputs if every_layer else x
 
     def activations(self, params: Params, x: jax.Array) -> dict[str, jax.Array]:
         """Every layer's output (evaluation mode), e.g. the feature maps of each conv layer."""
-        return {plan.name: y for plan, y in self._forward(params, x, False, None)}
+        return self.apply(params, x, every_layer=True)
 
     def _check_params(self, params: Params, plans: Sequence[LayerPlan]) -> None:
         expected = jax.eval_shape(lambda: self.init(jax.random.key(0), plans[0].input_shape))

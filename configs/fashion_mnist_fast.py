@@ -5,8 +5,8 @@
     python -m experiments.train --config=configs/fashion_mnist_fast.py --workdir=runs/fashion
 
 58,000 train / 2,000 validation / 10,000 test images; Adam η = 0.003 with cosine decay, batch
-64, 3 epochs. Measured: 90.27% test accuracy at the best validation epoch (3) (machine, wall time and
-memory: docs/results.md, "Other configs").
+64, 3 epochs. Measured: 90.27% test accuracy at the best validation epoch (3) (machine, wall
+time and memory: docs/results.md, "Other configs").
 """
 
 from cnn_jax.config import schema_defaults
