@@ -1,4 +1,4 @@
-"""Times every formulation `cnn_jax.formulations.choose` could pick, per network and batch.
+"""Times every formulation `cnn_jax.layers.formulations.choose` could pick, per network and batch.
 
     python -m experiments.formulation_grid [--networks=nielsen_cp2_fc100_relu,configs/mnist_fast.py]
         [--batch_sizes=10,64,128,256,1024] [--repeats=3] [--images=1500] [--out=FILE.jsonl]

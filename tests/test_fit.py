@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from cnn_jax.config import base_config, load_for_config
+from cnn_jax.config import load_for_config, schema_defaults
 from cnn_jax.losses import cross_entropy
 from cnn_jax.network import Network
 from cnn_jax.train import Hook, fit, prepare
@@ -94,7 +94,7 @@ def test_the_learning_rate_lives_in_one_slot_and_stays_the_base_rate():
     """The state holds the base rate once (the optimizer's injected hyper-parameter); a step
     uses the scheduled rate without storing it: linear decay over 4 steps gives 0.1 at step 0 and
     0.1 · (1 − 1/4) = 0.075 at step 1, as two SGD steps by hand."""
-    config = base_config()
+    config = schema_defaults()
     config.learning_rate, config.schedule, config.l2, config.num_epochs = 0.1, "linear", 0.0, 2
     network = Network.from_layers([{"type": "dense", "features": 3, "activation": "identity"}])
     state = create_state(network, config, (2, 2, 1), steps_per_epoch=2)  # 4 steps in all

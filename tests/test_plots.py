@@ -143,7 +143,7 @@ def test_learning_curves_with_missing_keys(tmp_path):
 # --- learning curves: the reported epoch, train / validation / test, units ---
 
 def epoch_record(epoch, val, test, train=0.9):
-    """A full epoch record as `cnn_jax.train.loop` logs it."""
+    """A full epoch record as `cnn_jax.train.run.fit` logs it."""
     return {"epoch": epoch, "step": 100 * epoch, "train_loss": 1.0 / epoch,
             "train_accuracy": train, "val_loss": 0.5 / epoch, "val_accuracy": val,
             "test_loss": 0.6 / epoch, "test_accuracy": test, "epoch_time_s": 1.0,

@@ -214,8 +214,8 @@ def test_trials_that_differ_in_values_share_one_compiled_program(train_env, tmp_
     assert all(r["compiles"] == "0" for r in rest), [r["compiles"] for r in rest]
     assert all(float(r["compile_time_s"]) < 0.05 for r in rest)
     runs = [read_json(tmp_path / "trials" / r["trial"] / "trial.json")["runs"][-1] for r in rest]
-    # At most one small program comes from the disk cache: train/loop.py jits a fresh lambda (the
-    # NaN check) in every run, which only the persistent cache can recognise.
+    # At most one small program comes from the disk cache: a small program jitted afresh in every
+    # run (e.g. the NaN check) is recognised only by the persistent cache.
     assert all(run["cache_loads"] <= 1 for run in runs), [run["cache_loads"] for run in runs]
     assert float(first["compile_time_s"]) >= max(float(r["compile_time_s"]) for r in rest)
     assert len({r["test_accuracy"] for r in rows}) > 1  # the values did change the training

@@ -33,10 +33,8 @@ from cnn_jax.config.schema import (
 from cnn_jax.config.validate import check_formulation, check_loaded, known_sizes, validate_config
 from cnn_jax.errors import ConfigError
 
-base_config = schema_defaults  # the name before the schema had one; configs outside the tree use it
-
 __all__ = ["DATA_KEYS", "DEFAULT_PRESET", "NON_SEMANTIC_KEYS", "PER_RUN_KEYS", "SCHEMA",
-           "ConfigError", "DatasetCache", "base_config", "build_network", "canonical_key",
+           "ConfigError", "DatasetCache", "build_network", "canonical_key",
            "check_formulation", "check_loaded", "config_to_json", "data_key", "known_sizes",
            "layer_dicts", "load_for_config", "parse_key", "role", "schema_defaults",
            "semantic_difference", "set_value", "validate_config", "with_defaults"]

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from cnn_jax.config import build_network, load_for_config, schema_defaults
 from cnn_jax.markdown import markdown_table
-from cnn_jax.presets import conv, dense, logits, pool
+from cnn_jax.presets import ABLATION_STEPS, ablation
 from cnn_jax.research.tables import percent
 from cnn_jax.summary import shape_table
 from cnn_jax.train import train_and_evaluate
@@ -35,18 +35,18 @@ class Variant:
 
 def variants(maps: int = 20, kernel: int = 5, fc_units: int = 30, activation: str = "sigmoid",
              classes: int = 10) -> tuple[Variant, ...]:
-    """The four steps of the ablation."""
-    local = {"type": "local", "features": maps, "kernel": kernel, "activation": activation}
-    return (
-        Variant("fully connected", f"every pixel to each of {fc_units} neurons",
-                (dense(fc_units, activation), logits(classes))),
-        Variant("local receptive fields", f"{maps} maps of {kernel}×{kernel} fields, unshared",
-                (local, logits(classes))),
-        Variant("shared weights", f"{maps} maps of {kernel}×{kernel}, one kernel per map",
-                (conv(maps, kernel, activation), logits(classes))),
-        Variant("+ 2×2 max pooling", "shared weights, then pooling",
-                (conv(maps, kernel, activation), pool("max", 2), logits(classes))),
-    )
+    """The four steps of the ablation (`cnn_jax.presets.ablation`)."""
+    ideas = {
+        "why_fc": ("fully connected", f"every pixel to each of {fc_units} neurons"),
+        "why_local": ("local receptive fields", f"{maps} maps of {kernel}×{kernel} fields, "
+                                                "unshared"),
+        "why_shared": ("shared weights", f"{maps} maps of {kernel}×{kernel}, one kernel per map"),
+        "why_pooled": ("+ 2×2 max pooling", "shared weights, then pooling"),
+    }
+    return tuple(
+        Variant(*ideas[step], tuple(ablation(step, classes, maps=maps, kernel=kernel,
+                                             fc_units=fc_units, activation=activation)))
+        for step in ABLATION_STEPS)
 
 
 def base(dataset: str = "mnist_5k", epochs: int = 5, train_size: int = 0, seed: int = 0):

@@ -4,7 +4,7 @@
 The data set is loaded once per process and reused by every trial with the same data keys
 (`cnn_jax.config.DATA_KEYS`: dataset, data_dir, idx_dir, validation_size, train_size, test_size,
 expand, and the seed for the synthetic set; the last 2 data sets are kept). The compiled training
-step is cached on its static description (`cnn_jax.train.steps`), so trials that differ only in
+step is cached on its static description (`cnn_jax.train.experiment`), so trials that differ only in
 learning rate, λ or seed compile nothing; `CompileCounter` records how many programs each trial
 compiled, in trial.json.
 """
