@@ -6,6 +6,7 @@ that never stopped; a bad search section is refused before anything is written."
 from __future__ import annotations
 
 import math
+import subprocess
 
 import pytest
 from conftest import SWEEPS, load_config_file
@@ -112,3 +113,36 @@ def test_load_search_fills_the_defaults():
     assert options["sampler"] == "sobol" and options["min_epochs"] == 1
     assert [p["kind"] for p in options["space"]] == ["choices"] * 3 + ["log_float"]
 
+
+
+@pytest.mark.slow
+def test_a_really_trained_search_cut_by_sigint_resumes_with_the_same_decisions(tmp_path):
+    """TPE with successive halving on the tiny base, trained for real: SIGINT at step 15 of the
+    first trial's first epoch (exit 130, the trial saved), then the same command again, ends
+    with the same draws, the same validation accuracy after every epoch (a resumed trial is
+    bitwise the one that never stopped) and the same pruning decisions as an uncut search."""
+    from conftest import REPO, script_command, script_env
+
+    overrides = {"num_trials": 3, "finalists": 1, "finalist_seeds": (0, 1),
+                 "startup_trials": 2}
+    config = tiny_search("tpe", **overrides)
+    run_search(config, tmp_path / "whole", echo=False, report=False)
+    args = (f"--config={SWEEPS / 'tiny_search.py'}", "--config.base.dataset=synthetic",
+            "--config.base.progress=false", "--config.search.num_trials=3",
+            "--config.search.finalists=1", "--config.search.finalist_seeds=(0, 1)",
+            "--config.search.startup_trials=2", f"--workdir={tmp_path / 'cut'}", "--noreport")
+
+    def sweep(fault_after=None):
+        return subprocess.run(script_command("experiments.sweep", args, fault_after, "SIGINT"),
+                              cwd=REPO, env=script_env(), capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    cut = sweep(fault_after=15)
+    assert cut.returncode == 130, cut.stderr[-2000:]
+    assert read_json(tmp_path / "cut" / "trials" / "t0000-seed0" / "status.json")[
+        "status"] == "interrupted"
+    rerun = sweep()
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    whole = decisions(tmp_path / "whole")
+    assert decisions(tmp_path / "cut") == whole
+    assert len([t for t in whole if t[1] in ("COMPLETE", "PRUNED")]) == 3, whole
