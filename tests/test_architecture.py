@@ -86,7 +86,8 @@ def test_imports_point_down_the_levels():
 
 
 def test_the_levels_reject_an_upward_import():
-    assert level("cnn_jax.layers.conv") < level("cnn_jax.train.experiment") < level("cnn_jax.sweep.run")
+    assert (level("cnn_jax.layers.conv") < level("cnn_jax.train.experiment")
+            < level("cnn_jax.sweep.run"))
     with pytest.raises(AssertionError, match="no level"):
         level("cnn_jax.somewhere_new")
 
