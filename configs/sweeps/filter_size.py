@@ -7,8 +7,9 @@ the book's split: 50,000 train / 10,000 validation / 10,000 test). Sizes: conv1 
 = 26, 24, 22, 20; pool1 halves it (13, 12, 11, 10); conv2 (5×5) gives 9, 8, 7, 6 and pool2 4, 4,
 3, 3. All four are possible. The report compares every filter size with k = 5 (the book's) on
 the 5 common seeds (paired t-test, Holm) and ranks them by validation accuracy.
-The four sizes cost within 8% of each other in multiply-adds. Results and wall time:
-docs/results.md, "One hyper-parameter at a time".
+The four sizes cost within 8% of each other in multiply-adds. Measured: k5 98.64 ± 0.11%
+validation accuracy, k3 and k9 98.55%, k7 98.52%: none distinguishable from k5 (Holm p ≥ 0.14;
+docs/results.md, "One hyper-parameter at a time", with the wall time; docs/study.md).
 """
 
 from cnn_jax.sweep.bases import mnist_base, sweep_config

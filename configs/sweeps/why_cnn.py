@@ -9,7 +9,9 @@ Training as the other course sweeps (`mnist_base()`: plain SGD η = 0.1, mini-ba
 the book's split, test accuracy at the epoch of best validation accuracy). The report compares
 every step with `why_pooled` (label `netwhy_pooled`) on the 5 common seeds (paired t-test,
 Holm) and ranks them by validation accuracy. First-layer parameters: 23,550 (fully connected),
-299,520 (local), 520 (shared). Measured: docs/results.md, "Why CNNs on the full MNIST".
+299,520 (local), 520 (shared). Measured (validation accuracy, 5 seeds): pooled 98.29 ± 0.13%,
+shared 98.18 ± 0.11%, local 97.79 ± 0.17%, fully connected 95.86 ± 0.34% (docs/results.md, "One
+hyper-parameter at a time"; docs/study.md).
 """
 
 from cnn_jax.presets import ABLATION_STEPS
