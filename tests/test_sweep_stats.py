@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from cnn_jax.sweep.stats import anova, compare, holm, mean_ci, paired, seeds_needed
@@ -122,6 +123,35 @@ def test_anova_without_replicates_drops_the_interaction():
     terms = [row["term"] for row in anova(frame, "y", ["a", "b"])]
     assert terms == ["a", "b", "residual"]
     assert anova(frame.assign(c=1), "y", ["c"]) is None
+
+
+def test_anova_with_an_empty_cell_fits_main_effects_only():
+    """Montgomery's battery data without material 3 at 125°F: the interaction is not
+    estimable, so the ANOVA keeps the main effects, whose type II F must match the residual sums
+    of squares of least-squares fits computed here with numpy."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{"material": m, "temperature": t, "life": v}
+                          for m, by_t in BATTERY.items() for t, vs in by_t.items() for v in vs
+                          if (m, t) != (3, 125)])
+    table = {row["term"]: row for row in anova(frame, "life", ["material", "temperature"])}
+    assert set(table) == {"material", "temperature", "residual"}
+
+    def residual_ss(*factors):
+        columns = [np.ones(len(frame))] + [
+            (frame[f] == level).to_numpy(float) for f in factors
+            for level in sorted(frame[f].unique())[1:]]
+        design = np.stack(columns, axis=1)
+        y = frame["life"].to_numpy(float)
+        fitted = design @ np.linalg.lstsq(design, y, rcond=None)[0]
+        return float(((y - fitted) ** 2).sum()), len(y) - design.shape[1]
+
+    full, df_full = residual_ss("material", "temperature")
+    without, _ = residual_ss("temperature")
+    assert table["residual"]["df"] == df_full
+    assert table["material"]["sum_sq"] == pytest.approx(without - full, rel=1e-9)
+    assert table["material"]["F"] == pytest.approx((without - full) / 2 / (full / df_full),
+                                                   rel=1e-9)
 
 
 # A fake sweep folder: k ∈ {3, 5} × pool ∈ {max, avg} × seeds 0-2, validation and test accuracy

@@ -139,8 +139,9 @@ def anova_section(manifest: dict[str, Any], rows: list[dict[str, Any]]) -> str:
              _p(row["p"])] for row in table]
     note = ("Validation accuracy (%) of every finished trial against the swept axes, seeds as "
             "replicates (statsmodels `ols` + `anova_lm`, type II). η² = the term's share of the "
-            "total sum of squares. Impossible configurations leave the grid unbalanced; an "
-            "interaction without residual degrees of freedom is left out.")
+            "total sum of squares. Impossible or untrained configurations leave the grid "
+            "unbalanced; interactions are left out when a cell of the grid is empty or no "
+            "residual degree of freedom is left for them.")
     header = ["term", "df", "sum of squares", "η² (%)", "F", "p"]
     return note + "\n\n" + markdown_table(header, body)
 

@@ -168,7 +168,9 @@ def anova(frame: Any, response: str, factors: Sequence[str]) -> list[dict[str, A
     (statsmodels `ols` + `anova_lm`, type II sums of squares). One row per term: term, df,
     sum_sq, eta_sq (sum_sq / total sum of squares), F, p; then the residual. Factors with one
     level are left out; interactions are left out when the replicates leave no residual degree
-    of freedom for them. None when nothing can be tested."""
+    of freedom for them or when a cell of the grid is empty (a configuration never trained, such
+    as a window without a pool: the interaction is then not estimable). None when nothing can be
+    tested."""
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
@@ -182,9 +184,12 @@ def anova(frame: Any, response: str, factors: Sequence[str]) -> list[dict[str, A
     pairs = [f"C({names[a]}):C({names[b]})" for i, a in enumerate(used) for b in used[i + 1:]]
     for terms in (mains + pairs, mains):
         try:
-            model = smf.ols("y ~ " + " + ".join(terms), data=data).fit()
+            ols = smf.ols("y ~ " + " + ".join(terms), data=data)
         except ValueError:
             continue
+        if np.linalg.matrix_rank(ols.exog) < ols.exog.shape[1]:
+            continue
+        model = ols.fit()
         if model.df_resid < 1:
             continue
         table = sm.stats.anova_lm(model, typ=2)
