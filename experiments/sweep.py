@@ -3,6 +3,8 @@
     python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter
     python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter \
         --max_trials=4                    # run 4 trials now, the rest on the next run
+    python -m experiments.sweep --config=configs/sweeps/filter_size.py --workdir=sweeps/filter \
+        --parallel=2                      # two trials at a time, same results (default: 1)
     python -m experiments.sweep --config=configs/sweeps/lr_seed.py --workdir=sweeps/lr \
         --executor=vmap                   # same-shape trials as one vmapped program
     python -m experiments.sweep --config=configs/sweeps/full_product.py \
@@ -32,6 +34,12 @@ EXECUTOR = flags.DEFINE_enum(
     "executor", "auto", ["auto", "local", "vmap", "ray"],
     "Where trials run: 'local' one by one; 'vmap' same-shape trials as one vmapped program; "
     "'ray' as Ray tasks; 'auto': 'vmap' on GPU/TPU, 'local' on CPU.")
+PARALLEL = flags.DEFINE_string(
+    "parallel", "auto", "'local': trials at a time, each in its own worker process; 'auto': the "
+    "measured winner (one at a time: two were not faster on 2 cores, BENCHMARKS.md).")
+PIN_CPUS = flags.DEFINE_bool(
+    "pin_cpus", False, "With --parallel > 1: each worker on its own share of the CPUs (less "
+    "contention, but other numbers than a run on all CPUs: cnn_jax/sweep/parallel.py).")
 VMAP_MODELS = flags.DEFINE_integer("vmap_models", 64, "'vmap': most models in one program.",
                                    lower_bound=1)
 RAY_ADDRESS = flags.DEFINE_string(
@@ -68,10 +76,20 @@ def main(argv: list[str]) -> None:
         outcome = run_sweep(CONFIG.value, WORKDIR.value, executor=EXECUTOR.value,
                             ray_address=RAY_ADDRESS.value, max_trials=MAX_TRIALS.value,
                             report=REPORT.value, compilation_cache=CACHE.value,
-                            vmap_models=VMAP_MODELS.value, **options)
+                            vmap_models=VMAP_MODELS.value, parallel=_parallel(),
+                            pin_cpus=PIN_CPUS.value, **options)
     except SweepError as error:
         cli.fail(str(error))
     sys.exit(130 if outcome.interrupted else 0)
+
+
+def _parallel() -> int | str:
+    value = PARALLEL.value.strip().lower()
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        cli.fail(f"--parallel must be 'auto' or a whole number >= 1, got {PARALLEL.value!r}")
+    return int(value)
 
 
 def _search() -> None:

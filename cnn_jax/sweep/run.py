@@ -4,9 +4,11 @@
    into the sweep log and workdir/shapes.md; impossible trials are recorded as `invalid`.
 2. Write workdir/sweep.json (the manifest: dimensions, seeds, trials) and one folder per trial.
 3. Run the pending, running, interrupted and failed trials in grid order, in this process
-   (`executor='local'`), in this process with same-shape trials stacked into one `jax.vmap`-ed
-   program (`executor='vmap'`, `cnn_jax.train.train_vmapped`), or as Ray tasks (`executor='ray'`);
-   'auto' is 'vmap' on an accelerator and 'local' on CPU (see `pick_executor`). A sweep-level
+   (`executor='local'`; with `parallel` > 1 in that many worker processes, `parallel.py`, where
+   'auto' follows the measured winner), in this process with same-shape
+   trials stacked into one `jax.vmap`-ed program (`executor='vmap'`,
+   `cnn_jax.train.train_vmapped`), or as Ray tasks (`executor='ray'`); 'auto' is 'vmap' on an
+   accelerator and 'local' on CPU (see `pick_executor`). A sweep-level
    progress bar; results.csv/results.jsonl are rewritten after every trial, the report at the end.
 
 Rerunning the same command skips done, diverged and invalid trials and resumes the others from
@@ -31,6 +33,7 @@ from cnn_jax.sweep import trialdir
 from cnn_jax.sweep.grid import distinct, load_sweep
 from cnn_jax.sweep.log import SweepLog
 from cnn_jax.sweep.outcome import SweepOutcome, cache_dir, config_record, finish
+from cnn_jax.sweep.parallel import available_cpus, cpu_shares, pick_workers, run_parallel
 from cnn_jax.sweep.plan import TrialPlan, plan_all, write_shapes
 from cnn_jax.train.logs import atomic_write_json
 from cnn_jax.train.workdir import WorkdirLock, check_writable, workdir_failure
@@ -86,6 +89,7 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
               executor: str = "local", ray_address: str | None = None,
               max_trials: int | None = None, report: bool = True, echo: bool = True,
               compilation_cache: str | None = None, vmap_models: int = VMAP_MODELS,
+              parallel: int | str = "auto", pin_cpus: bool = False,
               **ray_options: Any) -> SweepOutcome:
     """Plans and runs the sweep in `workdir` (see the module docstring); returns the statuses.
 
@@ -94,6 +98,10 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         vmapped program, up to `vmap_models` per program), 'ray', or 'auto' (`pick_executor`).
       ray_address: the Ray cluster ('auto', 'ray://host:10001'); None starts a local one.
       max_trials: run at most this many trials now (the rest stay pending for a rerun).
+      parallel: 'local' only: trials at a time, each in its own worker process; 'auto'
+        (`parallel.pick_workers`): the measured winner, one at a time.
+      pin_cpus: with parallel > 1, each worker on its own share of the CPUs (faster, other
+        numbers than a run on all of them: see `cnn_jax.sweep.parallel`).
       compilation_cache: JAX's persistent compilation cache (default workdir/jax_cache); one
         folder shared by several sweeps lets them reuse each other's programs.
       ray_options: cpus_per_trial, gpus_per_trial, working_dir (see `ray_executor`).
@@ -117,13 +125,15 @@ def run_sweep(sweep_config: ml_collections.ConfigDict, workdir: str | Path, *,
         return _run_locked(sweep, plans, duplicates, sweep_config, workdir, executor=executor,
                            ray_address=ray_address, max_trials=max_trials, report=report,
                            echo=echo, cache=cache_dir(workdir, compilation_cache),
-                           vmap_models=vmap_models, ray_options=ray_options)
+                           vmap_models=vmap_models, parallel=parallel, pin_cpus=pin_cpus,
+                           ray_options=ray_options)
 
 
 def _run_locked(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_config,
                 workdir: Path, *, executor: str, ray_address: str | None,
                 max_trials: int | None, report: bool, echo: bool, cache: str,
-                vmap_models: int, ray_options: dict[str, Any]) -> SweepOutcome:
+                vmap_models: int, parallel: int | str, pin_cpus: bool,
+                ray_options: dict[str, Any]) -> SweepOutcome:
     if executor != "ray":
         from cnn_jax.sweep.worker import data_key, dataset_for
 
@@ -152,8 +162,18 @@ def _run_locked(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep
             log.write(f"{len(todo)} trials in {len(groups)} programs: {shared} of them in "
                       f"{sum(len(group) > 1 for group in groups)} vmapped groups (at most "
                       f"{vmap_models} models each)")
+        workers = 1
+        if executor == "local":
+            workers = pick_workers(parallel, len(groups))
+            if workers > 1 and pin_cpus:
+                shares = cpu_shares(available_cpus(), workers)
+                log.write(f"{workers} trials at a time, each in a worker process pinned to CPUs "
+                          + " / ".join(",".join(map(str, share)) for share in shares))
+            elif workers > 1:
+                log.write(f"{workers} trials at a time, each in a worker process on all "
+                          f"{len(available_cpus())} CPUs")
         ran, interrupted = _execute(groups, workdir, statuses, log, ray_session, skipped,
-                                    cache, echo, ray_options)
+                                    cache, echo, ray_options, workers=workers, pin_cpus=pin_cpus)
     finally:
         if ray_session is not None:
             ray_session.close()
@@ -202,7 +222,8 @@ def _prepare(sweep, plans: list[TrialPlan], duplicates: dict[str, str], sweep_co
     return statuses
 
 
-def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options):
+def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, ray_options, *,
+             workers: int = 1, pin_cpus: bool = False):
     """Runs the trials of `groups` with the sweep's progress bar; returns (ran, interrupted)."""
     # On a terminal a progress bar; redirected, only the log's line per trial (no carriage
     # returns in the file).
@@ -226,7 +247,11 @@ def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, 
             bar.set_postfix(last=outcome["id"], acc=f"{accuracy:.4f}", refresh=False)
 
     try:
-        if ray_session is None:
+        if ray_session is None and workers > 1:
+            plans = [plan for group in groups for plan in group]
+            interrupted = run_parallel(plans, workdir, finished, cache, workers,
+                                       pin_cpus=pin_cpus)
+        elif ray_session is None:
             interrupted = _run_local(groups, workdir, finished, cache)
         else:
             todo = [plan for group in groups for plan in group]

@@ -111,7 +111,7 @@ def start_run(directory: Path, executor: str) -> None:
     info = read_json(directory / "trial.json", {})
     runs = info.setdefault("runs", [])
     runs.append({"started": time.time(), "executor": executor, "host": socket.gethostname(),
-                 "pid": os.getpid()})
+                 "pid": os.getpid(), "cpus": len(os.sched_getaffinity(0))})
     atomic_write_json(directory / "trial.json", info)
     write_status(directory, "running", attempt=len(runs))
 
