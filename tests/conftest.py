@@ -29,6 +29,20 @@ TIMING_KEYS = ("epoch_time_s", "images_per_second", "train_time_s", "compile_tim
 _SHARED: dict[str, str] = {}
 
 
+# `make test` runs the files on two workers (`-n 2 --dist=loadfile`), each file whole on one of
+# them, in collection order: the longest files go first, so that the two workers end together
+# instead of one finishing a long file alone (the order of a quiet run's durations, 2026-12-03).
+LONGEST_FIRST = ("test_readme.py", "test_research.py", "test_sweep_parallel.py", "test_sweep.py",
+                 "test_benchmark.py", "test_gpu_check.py", "test_notebook.py", "test_user_path.py",
+                 "test_vmapped.py", "test_sweep_sturdy.py", "test_search.py",
+                 "test_time_to_accuracy.py", "test_numerics.py", "test_steps.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
+
+
 @pytest.fixture(scope="session")
 def shared_tmp(tmp_path_factory) -> Path:
     """A folder shared by every worker of the session (pytest-xdist gives each its own tmp)."""

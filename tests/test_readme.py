@@ -20,7 +20,7 @@ SMALL = {
               "--config.base.validation_size=50", "--config.base.test_size=50",
               "--config.base.num_epochs=1", "--noreport"),
     "nielsen_ch6": ("--rows=1", "--epochs=1", "--train_size=100", "--seeds=1"),
-    "why_cnn": ("--epochs=1", "--train_size=100"),
+    "why_cnn": ("--epochs=1", "--train_size=100", "--maps=2"),
 }
 NEEDS_A_CLUSTER = "--ray_address=auto"  # a Ray cluster to connect to: not here
 
@@ -82,3 +82,9 @@ def test_every_readme_command_runs_on_small_data(tmp_path):
         assert result.returncode == 0, (command, result.stderr[-3000:])
         ran.append(module)
     assert len(ran) >= 10, ran
+    # the research scripts wrote their tables and figures
+    assert "| + 2×2 max pooling |" in (tmp_path / "runs_why_cnn" / "results.md").read_text()
+    assert (tmp_path / "runs_why_cnn" / "bars.png").stat().st_size > 0
+    for folder in ("runs_nielsen", "runs_nielsen_quick"):
+        assert "| 1 | FC100 → softmax | 97.80% |" in (tmp_path / folder / "results.md").read_text()
+        assert (tmp_path / folder / "curves.png").exists()

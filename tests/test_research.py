@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,26 +77,6 @@ def test_why_cnn_parameters_equal_closed_forms(tmp_path):
     assert "| shared weights |" in text and "23,550" in text
     assert (tmp_path / "variant2" / "local_kernels_local1.png").exists()
     assert (tmp_path / "variant3" / "kernels_conv1.png").exists()
-
-
-@pytest.mark.slow
-def test_scripts_write_their_tables(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    subprocess.run(
-        [sys.executable, "-m", "experiments.why_cnn", f"--workdir={tmp_path / 'why'}",
-         "--dataset=synthetic", "--epochs=1", "--train_size=50"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
-    )
-    assert "| + 2×2 max pooling |" in (tmp_path / "why" / "results.md").read_text()
-    assert (tmp_path / "why" / "bars.png").stat().st_size > 0
-    subprocess.run(
-        [sys.executable, "-m", "experiments.nielsen_ch6", f"--workdir={tmp_path / 'nielsen'}",
-         "--quick", "--dataset=synthetic", "--rows=1,2", "--epochs=1", "--train_size=50"],
-        cwd=ROOT, env=env, check=True, capture_output=True,
-    )
-    table = (tmp_path / "nielsen" / "results.md").read_text()
-    assert "| 2 | CP(20) → FC100 → softmax | 98.78% |" in table
-    assert (tmp_path / "nielsen" / "curves.png").exists()
 
 
 def test_expanded_epochs_apply_to_the_expanded_rows_also_at_the_books_epochs():

@@ -71,9 +71,13 @@ def test_pinned_workers_each_train_on_their_own_share_of_the_cpus(tmp_path):
     assert "pinned to CPUs" in (tmp_path / "sweep.log").read_text()
 
 
-def _start(workdir: Path, epochs: int) -> subprocess.Popen:
+LONGER = {"num_epochs": 2, "train_size": 3000}  # 300 steps per epoch: long enough to catch
+
+
+def _start(workdir: Path) -> subprocess.Popen:
     args = [f"--config={SWEEPS / 'tiny.py'}", "--config.base.dataset=synthetic",
-            "--config.base.progress=false", f"--config.base.num_epochs={epochs}",
+            "--config.base.progress=false",
+            *(f"--config.base.{key}={value}" for key, value in LONGER.items()),
             f"--workdir={workdir}", "--noreport", "--parallel=2",
             f"--compilation_cache={os.environ['CNN_JAX_COMPILATION_CACHE']}"]
     log = (workdir.parent / f"{workdir.name}.log").open("a")
@@ -116,9 +120,8 @@ def test_sigint_and_kill_9_stop_both_trials_and_the_rerun_finishes_exactly(tmp_p
     Then kill -9 of the rerun's sweep process: its workers stop by themselves (a trial ends
     interrupted, or dead if it had not started training), none is left running. The third run
     finishes with the accuracies of an uninterrupted sweep."""
-    epochs = 30
     workdir = tmp_path / "sweep"
-    process = _start(workdir, epochs)
+    process = _start(workdir)
     pids = _wait_for_two_training(workdir, process)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 130, (tmp_path / "sweep.log").read_text()[-3000:]
@@ -127,7 +130,7 @@ def test_sigint_and_kill_9_stop_both_trials_and_the_rerun_finishes_exactly(tmp_p
     assert list(statuses.values()).count("interrupted") >= 1, statuses  # ≤ 1 may have ended
     assert "running" not in statuses.values()
 
-    process = _start(workdir, epochs)
+    process = _start(workdir)
     pids = _wait_for_two_training(workdir, process)
     process.kill()
     assert process.wait(timeout=30) == -signal.SIGKILL
@@ -135,10 +138,10 @@ def test_sigint_and_kill_9_stop_both_trials_and_the_rerun_finishes_exactly(tmp_p
     statuses = {trial: status_of(workdir / "trials" / trial) for trial in _statuses(workdir)}
     assert "running" not in statuses.values(), statuses  # interrupted, or dead: resumable
 
-    process = _start(workdir, epochs)
+    process = _start(workdir)
     assert process.wait(timeout=300) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
     config = tiny_sweep()
-    config.base.num_epochs = epochs
+    config.base.update(LONGER)
     reference = tmp_path / "reference"
     run_sweep(config, reference, parallel=1, max_trials=4, echo=False, report=False,
               compilation_cache=os.environ["CNN_JAX_COMPILATION_CACHE"])

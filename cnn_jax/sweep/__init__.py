@@ -10,13 +10,20 @@ trials), trialdir (a trial's folder and status), worker (one trial in this proce
 hparams (TensorBoard), log (the sweep log).
 """
 
-from cnn_jax.sweep.grid import Dimension, Sweep, Trial, expand, load_sweep
-from cnn_jax.sweep.keys import SweepError, canonical_key, parse_key, set_value
-from cnn_jax.sweep.outcome import SweepOutcome
-from cnn_jax.sweep.report import build_report
-from cnn_jax.sweep.run import run_sweep
+import importlib
+from typing import Any
 
-__all__ = [
-    "Dimension", "Sweep", "SweepError", "SweepOutcome", "Trial", "build_report", "canonical_key",
-    "expand", "load_sweep", "parse_key", "run_sweep", "set_value",
-]
+# Imported on first use (PEP 562): a trial's worker process needs `worker` and `trialdir`, not the
+# report's matplotlib and scipy, which cost it more than a second of start-up.
+_EXPORTS = {
+    "Dimension": "grid", "Sweep": "grid", "Trial": "grid", "expand": "grid", "load_sweep": "grid",
+    "SweepError": "keys", "canonical_key": "keys", "parse_key": "keys", "set_value": "keys",
+    "SweepOutcome": "outcome", "build_report": "report", "run_sweep": "run",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cnn_jax.sweep' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cnn_jax.sweep.{_EXPORTS[name]}"), name)
