@@ -3,6 +3,10 @@
     python -m experiments.why_cnn --workdir=runs/why_cnn                 # ~1 min on 2 CPUs
     python -m experiments.why_cnn --workdir=runs/why_fashion --dataset=fashion_mnist_debian
 
+One seed on the small embedded set, for the pictures: the comparison a reviewer accepts (the same
+four networks on the full MNIST, 5 seeds, intervals and paired tests) is the sweep
+`python -m experiments.sweep --config=configs/sweeps/why_cnn.py` (docs/study.md).
+
 Writes workdir/results.md (accuracy, parameters, multiply-adds, train time per variant),
 bars.png; each variant's run folder holds its kernel grids (variant2: the unshared kernels by
 position; variant3: the shared ones), feature maps and learning curves.
