@@ -61,17 +61,18 @@ def test_nielsen_table_tiny_with_ensemble(tmp_path):
 
 
 def test_why_cnn_parameters_equal_closed_forms(tmp_path):
+    maps = 2  # the course's 20 maps: the same formulas (test_network checks the presets at 20)
     config = why_cnn.base("synthetic", epochs=1, train_size=60)
     config.validation_size, config.test_size = 20, 40
-    results = why_cnn.run(tmp_path, config, why_cnn.variants())
+    results = why_cnn.run(tmp_path, config, why_cnn.variants(maps=maps))
     first_layer = [r.first_layer_params for r in results]
-    assert first_layer == [784 * 30 + 30, 24 * 24 * (25 + 1) * 20, 520, 520]
+    assert first_layer == [784 * 30 + 30, 24 * 24 * (25 + 1) * maps, 26 * maps, 26 * maps]
     totals = [r.results["params"] for r in results]
     assert totals == [
         23_550 + 30 * 10 + 10,
-        299_520 + 24 * 24 * 20 * 10 + 10,
-        520 + 24 * 24 * 20 * 10 + 10,
-        520 + 12 * 12 * 20 * 10 + 10,
+        24 * 24 * 26 * maps + 24 * 24 * maps * 10 + 10,
+        26 * maps + 24 * 24 * maps * 10 + 10,
+        26 * maps + 12 * 12 * maps * 10 + 10,
     ]
     text = why_cnn.table_markdown(results)
     assert "| shared weights |" in text and "23,550" in text
