@@ -31,11 +31,16 @@ _SHARED: dict[str, str] = {}
 
 # `make test` runs the files on two workers (`-n 2 --dist=loadfile`), each file whole on one of
 # them, in collection order: the longest files go first, so that the two workers end together
-# instead of one finishing a long file alone (the order of a quiet run's durations, 2026-12-03).
-LONGEST_FIRST = ("test_readme.py", "test_research.py", "test_sweep_parallel.py", "test_sweep.py",
-                 "test_benchmark.py", "test_gpu_check.py", "test_notebook.py", "test_user_path.py",
-                 "test_vmapped.py", "test_sweep_sturdy.py", "test_search.py",
-                 "test_time_to_accuracy.py", "test_numerics.py", "test_steps.py")
+# instead of one finishing a long file alone (the order of a quiet run's durations, 2026-12-03;
+# `make test ARGS=--durations=0` gives them).
+LONGEST_FIRST = ("test_readme.py", "test_user_path.py", "test_sweep.py", "test_steps.py",
+                 "test_sweep_parallel.py", "test_benchmark.py", "test_numerics.py",
+                 "test_gpu_check.py", "test_research.py", "test_vmapped.py", "test_notebook.py",
+                 "test_config.py", "test_faults.py", "test_sweep_sturdy.py",
+                 "test_time_to_accuracy.py", "test_search.py", "test_evaluate.py",
+                 "test_train.py", "test_ray.py", "test_explorer.py", "test_explorer_browser.py",
+                 "test_mnist.py", "test_plots.py", "test_layers.py", "test_checkpoints.py",
+                 "test_sweep_stats.py", "test_network.py", "test_fit.py")  # the rest: seconds each
 
 
 def pytest_collection_modifyitems(config, items) -> None:
