@@ -153,3 +153,18 @@ def test_sigint_and_kill_9_stop_both_trials_and_the_rerun_finishes_exactly(tmp_p
         uninterrupted = read_json(tmp_path / "reference" / "trials" / trial / "results.json")
         for key in ("test_accuracy_at_best_val", "best_val_accuracy", "final_train_loss"):
             assert after_stops[key] == uninterrupted[key], (trial, key)
+
+
+def test_the_throughput_table_compares_only_when_there_is_something_to_compare():
+    from cnn_jax.sweep.throughput import format_table
+
+    def row(workers, seconds):
+        return {"workers": workers, "trials": 6, "seconds": seconds, "speedup": 171.0 / seconds,
+                "trials_per_minute": 360 / seconds}
+
+    load = {"before": (1.0, 1.0, 1.0), "after": (2.0, 2.0, 2.0)}
+    one = format_table({"rows": [row(2, 162.7)], "identical": True, "load": load})
+    assert "one run, nothing to compare" in one and "| 2 | 6 | 162.7 | 2.21 | 1.05× |" in one
+    two = format_table({"rows": [row(1, 171.0), row(2, 162.7)], "identical": False,
+                        "load": load})
+    assert "NOT identical" in two and "| 1 | 6 | 171.0 | 2.11 | 1.00× |" in two

@@ -123,7 +123,7 @@ def run_parallel(plans: list[TrialPlan], workdir: Path,
     for share in cpu_shares(available_cpus(), workers) if pin_cpus else [None] * workers:
         shares.put(share)
     queue = iter(plans)
-    running: dict[futures.Future, str] = {}
+    running: set[futures.Future] = set()
     stopping = False
     with StopRequests() as stop, futures.ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start_worker,
@@ -135,13 +135,13 @@ def run_parallel(plans: list[TrialPlan], workdir: Path,
                     if plan is None:
                         break
                     directory = str(trialdir.trial_dir(workdir, plan.trial.id))
-                    running[pool.submit(_run_one, directory, plan.trial.config)] = plan.trial.id
+                    running.add(pool.submit(_run_one, directory, plan.trial.config))
                 if not running:
                     break
                 done, _ = futures.wait(running, timeout=0.5,
                                        return_when=futures.FIRST_COMPLETED)
+                running -= done
                 for future in done:
-                    del running[future]
                     outcome = future.result()
                     finished(outcome)
                     stopping = stopping or outcome["status"] == "interrupted"

@@ -246,16 +246,15 @@ def _execute(groups, workdir, statuses, log, ray_session, skipped, cache, echo, 
         if accuracy is not None:
             bar.set_postfix(last=outcome["id"], acc=f"{accuracy:.4f}", refresh=False)
 
+    todo = [plan for group in groups for plan in group]
     try:
-        if ray_session is None and workers > 1:
-            plans = [plan for group in groups for plan in group]
-            interrupted = run_parallel(plans, workdir, finished, cache, workers,
-                                       pin_cpus=pin_cpus)
-        elif ray_session is None:
-            interrupted = _run_local(groups, workdir, finished, cache)
-        else:
-            todo = [plan for group in groups for plan in group]
+        if ray_session is not None:
             interrupted = ray_session.run(todo, workdir, finished, cache, **ray_options)
+        elif workers > 1:
+            interrupted = run_parallel(todo, workdir, finished, cache, workers,
+                                       pin_cpus=pin_cpus)
+        else:
+            interrupted = _run_local(groups, workdir, finished, cache)
     except KeyboardInterrupt:
         interrupted = True
     finally:

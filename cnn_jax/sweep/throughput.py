@@ -62,8 +62,13 @@ def format_table(measured: dict[str, Any]) -> str:
     for row in measured["rows"]:
         lines.append(f"| {row['workers']} | {row['trials']} | {row['seconds']:.1f} | "
                      f"{row['trials_per_minute']:.2f} | {row['speedup']:.2f}× |")
-    same = ("identical in every run (validation and test accuracy of every trial, to the last "
-            "digit)" if measured["identical"] else "NOT identical between the runs")
+    if len(measured["rows"]) < 2:
+        same = "one run, nothing to compare"
+    elif measured["identical"]:
+        same = ("identical in every run (validation and test accuracy of every trial, to the "
+                "last digit)")
+    else:
+        same = "NOT identical between the runs"
     before, after = measured["load"]["before"], measured["load"]["after"]
     lines += ["", f"Accuracies: {same}. Load average (1, 5, 15 min) before "
               f"{before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, after "
