@@ -4,6 +4,10 @@ Training tests write nothing under ~: `train_env` (module scope) points CNN_JAX_
 CNN_JAX_COMPILATION_CACHE at folders shared by all test processes of the session (so the
 embedded data set is prepared once and the scripts reuse each other's compiled programs) and
 forces the CPU backend; `script_env()` gives subprocesses the same environment.
+
+`run_script` runs `python -m experiments.…` as a fork of a `ScriptServer` (tests/script_server.py),
+which has imported jax and the project once: a refusal takes 0.02 s instead of 2 s.
+tests/test_script_server.py checks that such a run prints and writes what a fresh one does.
 """
 
 from __future__ import annotations
@@ -31,16 +35,16 @@ _SHARED: dict[str, str] = {}
 
 # `make test` runs the files on two workers (`-n 2 --dist=loadfile`), each file whole on one of
 # them, in collection order: the longest files go first, so that the two workers end together
-# instead of one finishing a long file alone (the order of a quiet run's durations, 2026-12-03;
-# `make test ARGS=--durations=0` gives them).
-LONGEST_FIRST = ("test_readme.py", "test_user_path.py", "test_sweep.py", "test_steps.py",
-                 "test_sweep_parallel.py", "test_benchmark.py", "test_numerics.py",
-                 "test_gpu_check.py", "test_research.py", "test_vmapped.py", "test_notebook.py",
-                 "test_config.py", "test_faults.py", "test_sweep_sturdy.py",
-                 "test_time_to_accuracy.py", "test_search.py", "test_evaluate.py",
-                 "test_train.py", "test_ray.py", "test_explorer.py", "test_explorer_browser.py",
-                 "test_mnist.py", "test_plots.py", "test_layers.py", "test_checkpoints.py",
-                 "test_sweep_stats.py", "test_network.py", "test_fit.py")  # the rest: seconds each
+# instead of one finishing a long file alone (the order of a quiet run's durations, 2026-12-03,
+# with the script server; `make test ARGS=--durations=0` gives them).
+LONGEST_FIRST = ("test_sweep.py", "test_steps.py", "test_readme.py", "test_numerics.py",
+                 "test_sweep_parallel.py", "test_benchmark.py", "test_vmapped.py",
+                 "test_time_to_accuracy.py", "test_gpu_check.py", "test_search.py",
+                 "test_notebook.py", "test_research.py", "test_sweep_sturdy.py",
+                 "test_user_path.py", "test_explorer_browser.py", "test_faults.py",
+                 "test_train.py", "test_ray.py", "test_plots.py", "test_mnist.py",
+                 "test_layers.py", "test_checkpoints.py", "test_network.py", "test_evaluate.py",
+                 "test_sweep_stats.py", "test_explorer.py", "test_fit.py")  # the rest: seconds each
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -110,11 +114,71 @@ def script_command(module: str, args: tuple[str, ...], fault_after: int | None,
             f"--signal={fault_signal}", "-m", module, *args]
 
 
+class ScriptServer:
+    """A tests/script_server.py process for one environment: `run` forks it into `python -m
+    module args` (the project imported once instead of once per script)."""
+
+    def __init__(self, env: dict[str, str], folder: Path):
+        self.folder = folder
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "script_server.py")], cwd=REPO, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.process.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            raise RuntimeError(f"the script server did not start: {ready!r}")
+        self.runs = 0
+
+    def run(self, module: str, args: tuple[str, ...], timeout: float
+            ) -> subprocess.CompletedProcess:
+        self.runs += 1
+        out, err = self.folder / f"{self.runs}.out", self.folder / f"{self.runs}.err"
+        request = dict(module=module, args=list(args), cwd=str(REPO), stdout=str(out),
+                       stderr=str(err), timeout=timeout)
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        command = [sys.executable, "-m", module, *args]
+        stdout, stderr = out.read_text(), err.read_text()
+        out.unlink()
+        err.unlink()
+        if reply.get("timed_out"):
+            raise subprocess.TimeoutExpired(command, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(command, reply["returncode"], stdout, stderr)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+_SERVERS: dict[tuple[tuple[str, str], ...], ScriptServer] = {}
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    for server in _SERVERS.values():
+        server.close()
+    _SERVERS.clear()
+
+
+def script_server(env: dict[str, str]) -> ScriptServer:
+    """The server of `env` (pytest's PYTEST_CURRENT_TEST, which names each test, left out)."""
+    env = {name: value for name, value in env.items() if name != "PYTEST_CURRENT_TEST"}
+    key = tuple(sorted(env.items()))
+    if key not in _SERVERS:
+        import tempfile
+
+        _SERVERS[key] = ScriptServer(env, Path(tempfile.mkdtemp(prefix="script_server_")))
+    return _SERVERS[key]
+
+
 def run_script(*args: str, module: str = "experiments.train", timeout: float = 180,
                fault_after: int | None = None, fault_signal: str = "SIGKILL",
-               **env: str) -> subprocess.CompletedProcess:
+               fresh: bool = False, **env: str) -> subprocess.CompletedProcess:
     """`python -m experiments.train *args` in the repository; stdout/stderr captured as text.
-    fault_after: send the process `fault_signal` right after that step (`kill_after`)."""
+    fault_after: send the process `fault_signal` right after that step (`kill_after`).
+    Without a fault or extra environment the run is a fork of a `ScriptServer`, unless `fresh`
+    asks for a new interpreter (a test of what happens at start-up)."""
+    if fault_after is None and not env and not fresh:
+        return script_server(script_env()).run(module, args, timeout)
     return subprocess.run(
         script_command(module, args, fault_after, fault_signal), cwd=REPO,
         env=script_env(**env), capture_output=True, text=True, timeout=timeout, check=False,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from conftest import run_script
 
 from cnn_jax.bench.formulation_grid import candidates, network_layers, scan_candidates
 from cnn_jax.network import Network
@@ -38,6 +37,5 @@ def test_scan_candidates_pair_strategies_with_gradient_forms():
 
 def test_bad_flags_are_one_error_line():
     for flag in ("--batch_sizes=10,x", "--networks=alexnet"):
-        done = subprocess.run([sys.executable, "-m", "experiments.formulation_grid", flag],
-                              capture_output=True, text=True, timeout=120)
+        done = run_script(flag, module="experiments.formulation_grid", timeout=120)
         assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr

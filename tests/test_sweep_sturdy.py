@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SWEEPS, read_csv, script_command, script_env
+from conftest import REPO, SWEEPS, read_csv, run_script, script_command, script_env
 
 from cnn_jax.train.logs import read_json
 
@@ -30,6 +31,8 @@ def sweep_command(workdir: Path, *extra: str, fault_after: int | None = None,
 
 
 def run_command(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
+    if command[:2] == [sys.executable, "-m"]:  # no fault driver: through the script server
+        return run_script(*command[3:], module=command[2], timeout=timeout)
     return subprocess.run(command, cwd=REPO, env=script_env(), capture_output=True, text=True,
                           timeout=timeout, check=False)
 
