@@ -12,6 +12,7 @@ tests/test_script_server.py checks that such a run prints and writes what a fres
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import ml_collections
 import numpy as np
@@ -63,9 +64,8 @@ def shared_tmp(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def train_env(shared_tmp):
-    """os.environ for training in this process and in scripts; restored after the module."""
+@contextlib.contextmanager
+def _training_environment(shared_tmp: Path):
     data_dir, cache_dir = shared_tmp / "tensorflow_datasets", shared_tmp / "jax_cache"
     _SHARED.update(CNN_JAX_DATA_DIR=str(data_dir), CNN_JAX_COMPILATION_CACHE=str(cache_dir))
     with pytest.MonkeyPatch.context() as patch:
@@ -76,6 +76,38 @@ def train_env(shared_tmp):
 
         enable_compilation_cache(str(cache_dir))
         yield dict(_SHARED)
+
+
+@pytest.fixture(scope="module")
+def train_env(shared_tmp):
+    """os.environ for training in this process and in scripts; restored after the module."""
+    with _training_environment(shared_tmp) as env:
+        yield env
+
+
+class SweepRun(NamedTuple):
+    workdir: Path
+    statuses: dict[str, str]  # trial → status, from results.csv
+
+
+@pytest.fixture(scope="session")
+def tiny_run(shared_tmp) -> SweepRun:
+    """configs/sweeps/tiny.py (`tiny_sweep()`) run to its end with its report, once per session:
+    by the first worker that asks, the others waiting on a file lock. Tests only read it."""
+    from filelock import FileLock
+
+    workdir = shared_tmp / "tiny_sweep"
+    with FileLock(shared_tmp / "tiny_sweep.lock"):
+        if not (shared_tmp / "tiny_sweep.done").exists():
+            from cnn_jax.sweep import run_sweep
+
+            with _training_environment(shared_tmp) as env:
+                outcome = run_sweep(tiny_sweep(), workdir, echo=False,
+                                    compilation_cache=env["CNN_JAX_COMPILATION_CACHE"])
+            assert not outcome.interrupted
+            (shared_tmp / "tiny_sweep.done").touch()
+    rows = read_csv(workdir / "results.csv")
+    return SweepRun(workdir, {row["trial"]: row["status"] for row in rows})
 
 
 def script_env(**extra: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The Ray executor: the tiny sweep on a local Ray instance gives the same results as the local
-executor, in the same trial folders and files.
+executor (the session's run of it, conftest.tiny_run), in the same trial folders and files.
 
 One Ray instance for the module (starting Ray takes ~10 s), started by the test with 2 CPUs and
 stopped at the end; the sweep's driver finds it initialised and leaves it running.
@@ -36,14 +36,12 @@ def ray_instance(train_env):
 
 
 @pytest.fixture(scope="module")
-def both(ray_instance, train_env, tmp_path_factory):
-    cache = train_env["CNN_JAX_COMPILATION_CACHE"]
+def both(ray_instance, train_env, tiny_run, tmp_path_factory):
+    """(folder, the local run: conftest.tiny_run, the Ray run's outcome in folder / "ray")."""
     root = tmp_path_factory.mktemp("ray")
-    local = run_sweep(tiny_sweep(), root / "local", compilation_cache=cache, echo=False,
-                      report=False)
-    remote = run_sweep(tiny_sweep(), root / "ray", executor="ray", compilation_cache=cache,
-                       echo=False)
-    return root, local, remote
+    remote = run_sweep(tiny_sweep(), root / "ray", executor="ray", echo=False,
+                       compilation_cache=train_env["CNN_JAX_COMPILATION_CACHE"])
+    return root, tiny_run, remote
 
 
 KEYS = ("trial", "status", "conv1_out", "pool1_out", "conv2_out", "params", "macs",
@@ -55,7 +53,7 @@ def test_ray_executor_gives_the_results_of_the_local_one(both):
     assert remote.statuses == local.statuses
     assert remote.counts() == {"done": 7, "invalid": 1}
     ray_rows = read_csv(root / "ray" / "results.csv")
-    local_rows = read_csv(root / "local" / "results.csv")
+    local_rows = read_csv(local.workdir / "results.csv")
     assert [{k: r[k] for k in KEYS} for r in ray_rows] == \
         [{k: r[k] for k in KEYS} for r in local_rows]
     assert (root / "ray" / "report.md").exists()

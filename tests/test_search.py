@@ -6,7 +6,6 @@ that never stopped; a bad search section is refused before anything is written."
 from __future__ import annotations
 
 import math
-import subprocess
 
 import pytest
 from conftest import SWEEPS, load_config_file
@@ -121,7 +120,7 @@ def test_a_really_trained_search_cut_by_sigint_resumes_with_the_same_decisions(t
     first trial's first epoch (exit 130, the trial saved), then the same command again, ends
     with the same draws, the same validation accuracy after every epoch (a resumed trial is
     bitwise the one that never stopped) and the same pruning decisions as an uncut search."""
-    from conftest import REPO, script_command, script_env
+    from conftest import run_script
 
     overrides = {"num_trials": 3, "finalists": 1, "finalist_seeds": (0, 1),
                  "startup_trials": 2}
@@ -133,9 +132,8 @@ def test_a_really_trained_search_cut_by_sigint_resumes_with_the_same_decisions(t
             "--config.search.startup_trials=2", f"--workdir={tmp_path / 'cut'}", "--noreport")
 
     def sweep(fault_after=None):
-        return subprocess.run(script_command("experiments.sweep", args, fault_after, "SIGINT"),
-                              cwd=REPO, env=script_env(), capture_output=True, text=True,
-                              timeout=300, check=False)
+        return run_script(*args, module="experiments.sweep", timeout=300,
+                          fault_after=fault_after, fault_signal="SIGINT")
 
     cut = sweep(fault_after=15)
     assert cut.returncode == 130, cut.stderr[-2000:]
