@@ -9,6 +9,7 @@ import shlex
 import numpy as np
 import pytest
 from conftest import REPO, run_script
+from test_research import why_cnn_closed_forms
 
 pytestmark = [pytest.mark.usefixtures("train_env"), pytest.mark.slow]
 
@@ -83,8 +84,16 @@ def test_every_readme_command_runs_on_small_data(tmp_path):
         ran.append(module)
     assert len(ran) >= 10, ran
     # the research scripts wrote their tables and figures
-    assert "| + 2×2 max pooling |" in (tmp_path / "runs_why_cnn" / "results.md").read_text()
-    assert (tmp_path / "runs_why_cnn" / "bars.png").stat().st_size > 0
+    why = tmp_path / "runs_why_cnn"
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in (why / "results.md").read_text().splitlines() if line.startswith("| ")]
+    assert [row[0] for row in rows[1:]] == ["fully connected", "local receptive fields",
+                                            "shared weights", "+ 2×2 max pooling"]
+    counts = [[int(row[column].replace(",", "")) for row in rows[1:]] for column in (2, 3)]
+    assert tuple(counts) == why_cnn_closed_forms(maps=2)  # the trained runs' counts
+    for picture in ("bars.png", "variant2/local_kernels_local1.png",
+                    "variant3/kernels_conv1.png"):
+        assert (why / picture).stat().st_size > 0, picture
     for folder in ("runs_nielsen", "runs_nielsen_quick"):
         assert "| 1 | FC100 → softmax | 97.80% |" in (tmp_path / folder / "results.md").read_text()
         assert (tmp_path / folder / "curves.png").exists()

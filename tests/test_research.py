@@ -60,24 +60,33 @@ def test_nielsen_table_tiny_with_ensemble(tmp_path):
     assert plot_curves(results, tmp_path / "curves.png").stat().st_size > 0
 
 
-def test_why_cnn_parameters_equal_closed_forms(tmp_path):
-    maps = 2  # the course's 20 maps: the same formulas (test_network checks the presets at 20)
-    config = why_cnn.base("synthetic", epochs=1, train_size=60)
-    config.validation_size, config.test_size = 20, 40
-    results = why_cnn.run(tmp_path, config, why_cnn.variants(maps=maps))
-    first_layer = [r.first_layer_params for r in results]
-    assert first_layer == [784 * 30 + 30, 24 * 24 * (25 + 1) * maps, 26 * maps, 26 * maps]
-    totals = [r.results["params"] for r in results]
-    assert totals == [
-        23_550 + 30 * 10 + 10,
-        24 * 24 * 26 * maps + 24 * 24 * maps * 10 + 10,
-        26 * maps + 24 * 24 * maps * 10 + 10,
-        26 * maps + 12 * 12 * maps * 10 + 10,
-    ]
-    text = why_cnn.table_markdown(results)
-    assert "| shared weights |" in text and "23,550" in text
-    assert (tmp_path / "variant2" / "local_kernels_local1.png").exists()
-    assert (tmp_path / "variant3" / "kernels_conv1.png").exists()
+def why_cnn_closed_forms(maps: int) -> tuple[list[int], list[int]]:
+    """(first-layer parameters, all parameters) of the four why-CNNs networks, by hand: 784·30+30
+    fully connected; 24·24 positions × (25+1) × maps unshared; (25+1) × maps shared; then 10
+    logits on 30 units, 24·24·maps or (pooled) 12·12·maps values."""
+    return ([784 * 30 + 30, 24 * 24 * 26 * maps, 26 * maps, 26 * maps],
+            [23_550 + 30 * 10 + 10, 24 * 24 * 26 * maps + 24 * 24 * maps * 10 + 10,
+             26 * maps + 24 * 24 * maps * 10 + 10, 26 * maps + 12 * 12 * maps * 10 + 10])
+
+
+@pytest.mark.parametrize("maps", [2, 20])
+def test_why_cnn_parameters_equal_closed_forms(maps):
+    """Counted from the networks' initialised shapes (test_readme checks the table the script
+    writes after training, at 2 maps, against the same formulas)."""
+    import math
+
+    import jax
+
+    from cnn_jax.network import Network
+    from cnn_jax.summary import shape_table
+
+    first_layer, totals = [], []
+    for variant in why_cnn.variants(maps=maps):
+        network = Network.from_layers(variant.layers)
+        first_layer.append(shape_table(network, (28, 28, 1))[0].params)
+        shapes = jax.eval_shape(lambda net=network: net.init(jax.random.key(0), (28, 28, 1)))
+        totals.append(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes)))
+    assert (first_layer, totals) == why_cnn_closed_forms(maps)
 
 
 def test_expanded_epochs_apply_to_the_expanded_rows_also_at_the_books_epochs():
