@@ -38,7 +38,8 @@ fi
 
 echo "== 1. throughput against PyTorch eager (+ 64 vmapped models on GPU)"
 bench=(--device="$DEVICE" --repeats=3 --out="$OUT/bench.md")
-[ "$QUICK" = 1 ] && bench=(--device="$DEVICE" --quick --batch_sizes=10 --out="$OUT/bench.md" --nocompile_cache)
+[ "$QUICK" = 1 ] && bench=(--device="$DEVICE" --quick --batch_sizes=10 --networks=nielsen_cp2_fc100_relu
+                            --out="$OUT/bench.md" --nocompile_cache)
 timeout 200 "$PY" -m experiments.benchmark "${bench[@]}" 2>&1 | tee "$OUT/bench.log" | tail -20
 
 echo "== 2. time to 99% on MNIST (the book's split), from process start"
