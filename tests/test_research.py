@@ -15,7 +15,7 @@ from cnn_jax.research.tables import mean_std, percent_mean_std
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dataclasses.replace(
     nielsen.QUICK, dataset="synthetic", validation_size=50, train_size=100, test_size=60,
-    epochs=1, expanded_epochs=None, ensemble_size=2,
+    epochs=1, expanded_epochs=None, ensemble_size=2, plots=False,  # figures: test_plots
 )
 
 
@@ -49,12 +49,15 @@ def test_rows_follow_the_book():
 
 
 def test_nielsen_table_tiny_with_ensemble(tmp_path):
-    results = nielsen.run_table(tmp_path, TINY, rows=[1, 7, 8])
-    assert [r.row.number for r in results] == [1, 7, 8]
+    """Rows 7 and 8 (row 1 runs in test_readme, through the script)."""
+    results = nielsen.run_table(tmp_path, TINY, rows=[7, 8])
+    assert [r.row.number for r in results] == [7, 8]
+    assert nielsen.row_config(results[0].row, nielsen.BOOK, 0).plots  # TINY turns them off
+    assert not list(results[0].run_dirs[0].rglob("*.png"))
     for result in results:
         assert len(result.accuracies) == 1 and 0.0 <= result.accuracies[0] <= 1.0
-    assert [p.name for p in results[2].run_dirs] == ["seed0", "seed1"]
-    assert results[1].run_dirs[0] == results[2].run_dirs[0]  # row 8 reuses row 7's runs
+    assert [p.name for p in results[1].run_dirs] == ["seed0", "seed1"]
+    assert results[0].run_dirs[0] == results[1].run_dirs[0]  # row 8 reuses row 7's runs
     table = table_markdown(results, TINY, "cpu")
     assert "| 8 | ensemble of 2 (book: 5) networks of row 7" in table and "99.67%" in table
     assert plot_curves(results, tmp_path / "curves.png").stat().st_size > 0

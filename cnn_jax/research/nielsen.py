@@ -85,6 +85,7 @@ class Scale:
     ensemble_size: int = 5
     data_dir: str = ""
     idx_dir: str = ""
+    plots: bool = True  # each run's kernel, feature-map and curve figures (seconds per run)
 
     @property
     def label(self) -> str:
@@ -131,6 +132,7 @@ def row_config(row: Row, scale: Scale, seed: int) -> ml_collections.ConfigDict:
     config.learning_rate, config.l2 = row.learning_rate, row.l2
     config.num_epochs = row_epochs(row, scale)
     config.log_every_steps = 500
+    config.plots = scale.plots
     return config
 
 
