@@ -29,7 +29,7 @@ run: $(VENV)/.installed
 	$(PY) -m experiments.train --config=configs/default.py --workdir=$(WORKDIR) $(ARGS)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist=loadfile --no-loadscope-reorder --durations=10 tests $(ARGS)
+	$(PY) -m pytest -q -n 2 --dist=loadfile --durations=10 tests $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check cnn_jax experiments tests configs
