@@ -138,8 +138,11 @@ class ScriptServer:
     """A tests/script_server.py process for one environment: `run` forks it into `python -m
     module args` (the project imported once instead of once per script)."""
 
-    def __init__(self, env: dict[str, str], folder: Path):
-        self.folder = folder
+    def __init__(self, env: dict[str, str]):
+        import tempfile
+
+        self.files = tempfile.TemporaryDirectory(prefix="script_server_")  # each run's output
+        self.folder = Path(self.files.name)
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "script_server.py")], cwd=REPO, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -168,6 +171,7 @@ class ScriptServer:
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait(timeout=60)
+        self.files.cleanup()
 
 
 _SERVERS: dict[tuple[tuple[str, str], ...], ScriptServer] = {}
@@ -184,9 +188,7 @@ def script_server(env: dict[str, str]) -> ScriptServer:
     env = {name: value for name, value in env.items() if name != "PYTEST_CURRENT_TEST"}
     key = tuple(sorted(env.items()))
     if key not in _SERVERS:
-        import tempfile
-
-        _SERVERS[key] = ScriptServer(env, Path(tempfile.mkdtemp(prefix="script_server_")))
+        _SERVERS[key] = ScriptServer(env)
     return _SERVERS[key]
 
 

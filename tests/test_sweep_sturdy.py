@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SWEEPS, read_csv, run_script, script_command, script_env
+from conftest import SWEEPS, read_csv, run_script
 
 from cnn_jax.train.logs import read_json
 
@@ -23,18 +22,13 @@ pytestmark = pytest.mark.usefixtures("train_env")
 STEPS_PER_TRIAL = 30  # 300 training images in batches of 10, one epoch
 
 
-def sweep_command(workdir: Path, *extra: str, fault_after: int | None = None,
-                  fault_signal: str = "SIGKILL") -> list[str]:
+def sweep(workdir: Path, *extra: str, fault_after: int | None = None,
+          fault_signal: str = "SIGKILL", timeout: float = 240) -> subprocess.CompletedProcess:
+    """`python -m experiments.sweep` on configs/sweeps/tiny.py with the synthetic data set."""
     args = (f"--config={SWEEPS / 'tiny.py'}", "--config.base.dataset=synthetic",
             "--config.base.progress=false", f"--workdir={workdir}", "--noreport", *extra)
-    return script_command("experiments.sweep", args, fault_after, fault_signal)
-
-
-def run_command(command: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    if command[:2] == [sys.executable, "-m"]:  # no fault driver: through the script server
-        return run_script(*command[3:], module=command[2], timeout=timeout)
-    return subprocess.run(command, cwd=REPO, env=script_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return run_script(*args, module="experiments.sweep", timeout=timeout,
+                      fault_after=fault_after, fault_signal=fault_signal)
 
 
 @pytest.mark.slow
@@ -43,8 +37,7 @@ def test_sigint_at_a_trials_last_step_stops_the_sweep(tmp_path):
     finishes: the trial's own stop handler takes the signal, and the sweep must hear of it too
     (exit 130, no further trial started), not run every remaining trial."""
     workdir = tmp_path / "sweep"
-    result = run_command(sweep_command(workdir, fault_after=STEPS_PER_TRIAL,
-                                       fault_signal="SIGINT"))
+    result = sweep(workdir, fault_after=STEPS_PER_TRIAL, fault_signal="SIGINT")
     assert result.returncode == 130, result.stdout[-2000:] + result.stderr[-2000:]
     first = read_json(workdir / "trials" / "k5-s1-pmax-seed0" / "status.json")["status"]
     assert first in ("done", "interrupted")
@@ -111,9 +104,8 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
 def test_a_file_as_workdir_is_one_error_line(tmp_path, script):
     workdir = tmp_path / "a_file"
     workdir.write_text("not a folder")
-    command = (sweep_command(workdir) if script == "experiments.sweep"
-               else [*script_command(script, (f"--workdir={workdir}",), None, "")])
-    result = run_command(command)
+    result = (sweep(workdir) if script == "experiments.sweep"
+              else run_script(f"--workdir={workdir}", module=script, timeout=240))
     lines = error_lines(result)
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert lines[0].startswith("error:") and "a_file" in lines[0] and "directory" in lines[0]
@@ -128,9 +120,8 @@ def test_a_read_only_workdir_is_one_error_line(tmp_path, script):
     (workdir / "sweep.json").write_text("{}")
     workdir.chmod(0o555)
     try:
-        command = (sweep_command(workdir) if script == "experiments.sweep"
-                   else [*script_command(script, (f"--workdir={workdir}",), None, "")])
-        result = run_command(command)
+        result = (sweep(workdir) if script == "experiments.sweep"
+                  else run_script(f"--workdir={workdir}", module=script, timeout=240))
     finally:
         workdir.chmod(0o755)
     lines = error_lines(result)
@@ -146,7 +137,7 @@ def test_a_second_sweep_in_the_same_workdir_is_refused_at_once(tmp_path):
     workdir = tmp_path / "sweep"
     with WorkdirLock(workdir, kind="sweep"):
         before = sorted(p.name for p in workdir.iterdir())
-        result = run_command(sweep_command(workdir), timeout=120)
+        result = sweep(workdir, timeout=120)
         after = sorted(p.name for p in workdir.iterdir())
     lines = error_lines(result)
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
@@ -165,7 +156,7 @@ def test_a_trial_of_a_killed_sweep_shows_as_dead_and_a_rerun_resumes_it(tmp_path
     from cnn_jax.sweep.results import write_results
 
     workdir = tmp_path / "sweep"
-    killed = run_command(sweep_command(workdir, fault_after=12))
+    killed = sweep(workdir, fault_after=12)
     assert killed.returncode == -9, killed.stderr[-2000:]
     first = workdir / "trials" / "k5-s1-pmax-seed0"
     assert read_json(first / "status.json")["status"] == "running"
@@ -212,8 +203,8 @@ def test_a_redirected_sweep_gets_no_progress_bar_carriage_returns(tmp_path, capf
 
 
 def test_seeds_given_as_a_number_on_the_command_line_are_a_count():
-    result = run_command(script_command("experiments.shapes", (
-        f"--config={SWEEPS / 'tiny.py'}", "--config.seeds=3"), None, ""), timeout=120)
+    result = run_script(f"--config={SWEEPS / 'tiny.py'}", "--config.seeds=3",
+                        module="experiments.shapes", timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--config.seeds=3 is read as 3 seeds (0, 1, 2)" in result.stderr
     assert "k5-s1-pmax-seed2" in result.stdout and "seed3" not in result.stdout
