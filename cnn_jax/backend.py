@@ -18,19 +18,30 @@ multi-threaded Eigen path instead of one thread each: faster training steps on a
 more cores, for every network that ships (BENCHMARKS.md). (The value `invalid` turns them off
 too but logs "Unsupported fusion type" at every compile.) The options are CPU-only: GPU and TPU
 programs are unaffected.
+
+`jit_run_once` compiles a program that runs once per training run (parameter initialisation) at
+LLVM optimisation level 1 instead of XLA's default on CPU. Such a program's cost is its compile
+time, and most of that goes to optimising the Threefry rounds and the erf⁻¹ of every parameter
+tensor's draw; level 1 keeps the drawn parameters bit for bit (tests/test_backend.py checks every
+layer kind and init scheme) and compiles them in a fraction of the time (BENCHMARKS.md). The
+training and evaluation steps keep XLA's default level.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import shlex
 import sys
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 CPU_OPTIONS: dict[str, str] = {"xla_cpu_experimental_ynn_fusion_type": ""}
 MEASURED_JAXLIB = ("0.10.",)  # version prefixes on which every option exists and was measured
 OPT_OUT = "CNN_JAX_XLA_DEFAULTS"
+RUN_ONCE_CPU_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 1}
 
 _said: set[str] = set()
 
@@ -95,3 +106,31 @@ def configure(environ: os._Environ | dict[str, str] | None = None) -> list[str]:
 def effective_xla_flags() -> str:
     """The XLA_FLAGS of this process (what the backend reads when it is created)."""
     return os.environ.get("XLA_FLAGS", "")
+
+
+
+class _RunOnceJit:
+    """`fun` jitted twice, with and without the run-once options; calls pick by backend."""
+
+    def __init__(self, fun: Callable, static_argnums: Sequence[int]):
+        import jax
+
+        functools.update_wrapper(self, fun)
+        self._on_cpu = jax.jit(fun, static_argnums=static_argnums,
+                               compiler_options=RUN_ONCE_CPU_COMPILER_OPTIONS)
+        self._elsewhere = jax.jit(fun, static_argnums=static_argnums)
+
+    def program(self) -> Any:
+        """The jitted function for the default backend (`.lower(...)` works on it)."""
+        import jax
+
+        return self._on_cpu if jax.default_backend() == "cpu" else self._elsewhere
+
+    def __call__(self, *args, **kwargs):
+        return self.program()(*args, **kwargs)
+
+
+def jit_run_once(fun: Callable, *, static_argnums: Sequence[int] = ()) -> Callable:
+    """`jax.jit(fun)` for a program that runs once per run: compiled with
+    `RUN_ONCE_CPU_COMPILER_OPTIONS` when the default backend is the CPU, as jax.jit otherwise."""
+    return _RunOnceJit(fun, static_argnums)

@@ -100,3 +100,26 @@ def test_provenance_records_the_flags_in_effect():
     if (backend._jaxlib_version() or "").startswith(backend.MEASURED_JAXLIB) and not os.environ.get(
             backend.OPT_OUT):
         assert f"--{OPTION}=" in record["xla_flags"].split()
+
+
+@pytest.mark.parametrize("scheme", ["lecun_normal", "he_normal", "glorot_uniform", "nielsen"])
+def test_parameters_compiled_to_run_once_are_those_of_xlas_default_compile(scheme):
+    """`jit_run_once` (LLVM level 1 on CPU) draws every layer kind's parameters bit for bit as
+    XLA's default optimisation level does."""
+    import jax
+    import numpy as np
+
+    from cnn_jax.network import Network
+    from cnn_jax.train.state import init_params
+
+    network = Network.from_layers(
+        [{"type": "conv", "features": 3, "kernel": 3}, {"type": "pool", "pool_type": "max"},
+         {"type": "local", "features": 2, "kernel": 2},
+         {"type": "dense", "features": 10, "activation": "identity"}], init_scheme=scheme)
+    key, shape = jax.random.key(11), (12, 12, 1)
+    fast = init_params(network, key, shape)
+    default = jax.jit(lambda k: network.init(k, shape))(key)
+    assert jax.tree_util.tree_structure(fast) == jax.tree_util.tree_structure(default)
+    for ours, reference in zip(jax.tree_util.tree_leaves(fast), jax.tree_util.tree_leaves(default),
+                               strict=True):
+        np.testing.assert_array_equal(ours, reference)

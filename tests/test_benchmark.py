@@ -80,3 +80,22 @@ def test_write_section_replaces_only_the_marked_block(tmp_path):
     text = path.read_text()
     assert text.startswith("# Title\n\nnotes\n") and "second" in text and "first" not in text
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_the_init_compile_is_timed_both_ways_and_reported():
+    import dataclasses
+
+    from cnn_jax.bench.worker import init_compile_times
+    from cnn_jax.provenance import machine_info
+
+    times = init_compile_times({"network": "course_3maps"})
+    assert set(times) == {"init_run_once", "init_default"} and min(times.values()) > 0
+    report = {"settings": dataclasses.asdict(BenchSettings()), "torch": False, "rows": [],
+              "machine": machine_info("cpu"), "load_before": (0, 0, 0),
+              "load_after": (0, 0, 0), "wall_s": 1,
+              "compile_cache": {"cold": 1.0, "cold_process_s": 3.0, "warm": 0.2,
+                                "warm_process_s": 2.0, **times}}
+    line = next(line for line in markdown(report).splitlines()
+                if line.startswith("Parameter initialisation"))
+    assert f"{times['init_run_once']:.2f} s as a run-once program" in line
+    assert f"{times['init_default']:.2f} s at XLA's default level" in line

@@ -96,6 +96,11 @@ def markdown(report: dict[str, Any]) -> str:
                   "fresh processes): cold compile "
                   f"{cache['cold']:.2f} s (process {cache['cold_process_s']:.1f} s), warm "
                   f"{cache['warm']:.2f} s (process {cache['warm_process_s']:.1f} s)."]
+        if "init_run_once" in cache:
+            lines += ["", "Parameter initialisation (Nielsen net), compile without the cache: "
+                      f"{cache['init_run_once']:.2f} s as a run-once program "
+                      "(`cnn_jax.backend.jit_run_once`), "
+                      f"{cache['init_default']:.2f} s at XLA's default level."]
     if report.get("vmap"):
         lines += ["", markdown_table(
             ["vmap over models", "batch", "models", "model-img/s", "compile s"],

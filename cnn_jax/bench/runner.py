@@ -170,7 +170,8 @@ def bench_vmap(settings: BenchSettings, network: str, batch: int) -> dict[str, A
 def compile_cache_times(network: str = "nielsen_cp2_fc100_relu", batch: int = 10,
                         device: str = "cpu") -> dict[str, float]:
     """Compile time of the training step in a fresh process with an empty persistent cache
-    (cold), then in a second fresh process reading the cache the first one wrote (warm)."""
+    (cold), then in a second fresh process reading the cache the first one wrote (warm); the
+    cold process first times the parameter initialisation's compile both ways (no cache)."""
     env = worker_env(device)
     with tempfile.TemporaryDirectory() as cache:
         spec = {"mode": "compile_only", "network": network, "batch_size": batch,
@@ -179,10 +180,13 @@ def compile_cache_times(network: str = "nielsen_cp2_fc100_relu", batch: int = 10
         for kind in ("cold", "warm"):
             started = time.perf_counter()
             out = subprocess.run(
-                [sys.executable, "-m", "cnn_jax.bench.worker", json.dumps(spec)],
+                [sys.executable, "-m", "cnn_jax.bench.worker",
+                 json.dumps({**spec, "init": kind == "cold"})],
                 capture_output=True, text=True, env=env, check=True).stdout
             result = json.loads(out.strip().splitlines()[-1])
             times[kind] = result["compile_s"]
+            times.update({name: result[name] for name in ("init_run_once", "init_default")
+                          if name in result})
             times[f"{kind}_process_s"] = time.perf_counter() - started
     return times
 

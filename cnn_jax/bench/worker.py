@@ -225,21 +225,43 @@ class TorchWorker:
         return {"peak_rss_mb": peak_rss_mb(), "device_peak_mb": device_peak}
 
 
+def init_compile_times(spec: dict[str, Any]) -> dict[str, float]:
+    """Wall time of compiling the spec's network's parameter initialisation as
+    `cnn_jax.train.state.init_params` does (`jit_run_once`) and as a plain `jax.jit`, with no
+    persistent cache."""
+    import jax
+
+    from cnn_jax.network import Network
+    from cnn_jax.train.state import init_params
+
+    network = Network.from_layers(spec.get("layers") or layers_for(spec["network"]))
+    key = jax.random.key(0)
+    programs = {"init_run_once": init_params.program().lower(network, key, INPUT_SHAPE),
+                "init_default": jax.jit(lambda k: network.init(k, INPUT_SHAPE)).lower(key)}
+    times = {}
+    for name, lowered in programs.items():
+        started = time.perf_counter()
+        lowered.compile()
+        times[name] = time.perf_counter() - started
+    return times
+
+
 def compile_only(spec: dict[str, Any]) -> dict[str, Any]:
     """Wall time of compiling the training programs of the spec's network and batch in a fresh
     process, with the persistent compilation cache in spec['cache_dir'] (cold: empty; warm:
-    filled by a previous process)."""
-    started = time.perf_counter()
+    filled by a previous process); with spec['init'], first `init_compile_times` (no cache)."""
     import jax
 
     from cnn_jax.compilation_cache import enable_compilation_cache
 
+    init_times = init_compile_times(spec) if spec.get("init") else {}
+    started = time.perf_counter()
     enable_compilation_cache(spec["cache_dir"])
     experiment = jax_experiment({**spec, "steps": 4})
     jax.block_until_ready(experiment.state)
     setup_s = time.perf_counter() - started
     compile_s = experiment.compile()
-    return {"compile_s": compile_s, "setup_s": setup_s}
+    return {"compile_s": compile_s, "setup_s": setup_s, **init_times}
 
 
 def main(argv: list[str]) -> None:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from cnn_jax.backend import jit_run_once
 from cnn_jax.network import Network, Params
 from cnn_jax.optim import CONFIG_HYPERPARAMS, make_optimizer
 
@@ -40,9 +41,10 @@ def l2_strength(config: ml_collections.ConfigDict, steps_per_epoch: int) -> floa
     return float(config.l2) / max(steps_per_epoch, 1)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
+@functools.partial(jit_run_once, static_argnums=(0, 2))
 def init_params(network: Network, key: jax.Array, input_shape: tuple[int, int, int]) -> Params:
-    """`network.init` as one compiled program (op by op, every new shape compiles its own)."""
+    """`network.init` as one compiled program (op by op, every new shape compiles its own),
+    compiled as a program that runs once (`cnn_jax.backend.jit_run_once`)."""
     return network.init(key, input_shape)
 
 
