@@ -102,10 +102,11 @@ def test_provenance_records_the_flags_in_effect():
         assert f"--{OPTION}=" in record["xla_flags"].split()
 
 
-@pytest.mark.parametrize("scheme", ["lecun_normal", "he_normal", "glorot_uniform", "nielsen"])
+# he_normal draws as lecun_normal does (a truncated normal), with another scale
+@pytest.mark.parametrize("scheme", ["lecun_normal", "glorot_uniform", "nielsen"])
 def test_parameters_compiled_to_run_once_are_those_of_xlas_default_compile(scheme):
     """`jit_run_once` (LLVM level 1 on CPU) draws every layer kind's parameters bit for bit as
-    XLA's default optimisation level does."""
+    XLA's default optimisation level does (truncated normal, uniform and normal draws)."""
     import jax
     import numpy as np
 

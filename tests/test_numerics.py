@@ -30,6 +30,7 @@ from cnn_jax.layers.formulations import (
     conv2d_offsets,
     pool2d_reshape,
 )
+from cnn_jax.train.state import init_params
 
 CONVS = {"lax": conv2d, "offsets": conv2d_offsets, "im2col": conv2d_im2col,
          "canonical": conv2d_canonical}
@@ -328,7 +329,7 @@ def test_l2_pool_gradient_at_an_all_zero_window_is_zero(name):
 
 def test_network_with_l2_pooling_has_finite_gradients_on_a_zero_background():
     net = Network.from_layers([Conv(2, 3, activation="identity"), Pool("l2", 2), Dense(3)])
-    params = net.init(jax.random.key(0), (8, 8, 1))
+    params = init_params(net, jax.random.key(0), (8, 8, 1))
     params["conv1"]["bias"] = jnp.zeros_like(params["conv1"]["bias"])
     image = jnp.zeros((1, 8, 8, 1)).at[0, 1:3, 1:3, 0].set(1.0)  # a blob; the rest is 0
 

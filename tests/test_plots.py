@@ -32,6 +32,7 @@ from cnn_jax.plots import (
     plot_local_kernels,
     plot_network_kernels,
 )
+from cnn_jax.train.state import init_params
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +115,7 @@ def test_plot_feature_maps_direct(tmp_path):
 
 def test_feature_maps_of_course_preset(tmp_path):
     network = Network.from_layers(preset("course_3maps"))
-    params = network.init(jax.random.key(0), (28, 28, 1))
+    params = init_params(network, jax.random.key(0), (28, 28, 1))
     image = np.random.default_rng(4).random((28, 28, 1)).astype(np.float32)
     read_png(plot_feature_maps_for(network, params, image, tmp_path / "maps.png", label=3))
 
@@ -122,7 +123,7 @@ def test_feature_maps_of_course_preset(tmp_path):
 def test_network_kernels(tmp_path):
     layers = [*preset("nielsen_cp2_fc100")[:4], LocallyConnected(2, 3)]  # CP(20) CP(40) local
     network = Network.from_layers(layers)
-    params = network.init(jax.random.key(0), (28, 28, 1))
+    params = init_params(network, jax.random.key(0), (28, 28, 1))
     paths = plot_network_kernels(network, params, tmp_path)
     names = ["kernels_conv1.png", "kernels_conv2.png", "local_kernels_local1.png"]
     assert paths == [tmp_path / name for name in names]
@@ -236,7 +237,7 @@ def test_feature_maps_have_a_labelled_colour_scale_per_layer_and_the_prediction(
 
 def test_feature_maps_for_predict_with_the_softmax_of_the_network():
     network = Network.from_layers(preset("course_3maps"))
-    params = network.init(jax.random.key(0), (28, 28, 1))
+    params = init_params(network, jax.random.key(0), (28, 28, 1))
     image = np.random.default_rng(4).random((28, 28, 1)).astype(np.float32)
     probabilities = np.asarray(jax.nn.softmax(network.apply(params, image[None]), axis=-1))[0]
     predicted = int(probabilities.argmax())
@@ -252,7 +253,7 @@ def test_run_plots_pass_the_true_label_of_the_first_test_image(tmp_path, monkeyp
     from cnn_jax.train import results
 
     network = Network.from_layers(preset("course_3maps"))
-    params = network.init(jax.random.key(0), (28, 28, 1))
+    params = init_params(network, jax.random.key(0), (28, 28, 1))
     images = np.random.default_rng(5).random((4, 28, 28, 1)).astype(np.float32)
     test = types.SimpleNamespace(images=jax.numpy.asarray(images), size=4,
                                  labels=jax.numpy.asarray([7, 1, 2, 3]))

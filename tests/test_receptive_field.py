@@ -9,11 +9,12 @@ from cnn_jax import Conv, Dense, Network, Pool
 from cnn_jax.errors import ShapeError
 from cnn_jax.receptive_field import central_unit, effective_field, theoretical_fields
 from cnn_jax.summary import shape_table
+from cnn_jax.train.state import init_params
 
 
 def ones_params(network, input_shape):
     """Every kernel 1, every bias 0: each unit is the plain sum of what its window sees."""
-    params = network.init(jax.random.key(0), input_shape)
+    params = init_params(network, jax.random.key(0), input_shape)
     return jax.tree_util.tree_map_with_path(
         lambda path, leaf: np.ones(leaf.shape, np.float32) if path[-1].key == "kernel"
         else np.zeros(leaf.shape, np.float32), params)
@@ -92,7 +93,7 @@ def test_fields_agree_with_the_shape_table_and_stop_at_dense():
 
 def test_relu_network_support_lies_inside_the_theoretical_field():
     network = Network.from_layers([Conv(3, 5), Pool("max", 2), Conv(3, 3)])
-    params = network.init(jax.random.key(1), (20, 20, 1))
+    params = init_params(network, jax.random.key(1), (20, 20, 1))
     images = jax.random.uniform(jax.random.key(2), (8, 20, 20, 1))
     heat = effective_field(network, params, images, "conv2")
     field = theoretical_fields(network, (20, 20, 1))["conv2"]
@@ -104,7 +105,7 @@ def test_relu_network_support_lies_inside_the_theoretical_field():
 
 def test_bad_layer_or_unit_is_refused():
     network = Network.from_layers([Conv(1, 3), Dense(2, "identity")])
-    params = network.init(jax.random.key(0), (6, 6, 1))
+    params = init_params(network, jax.random.key(0), (6, 6, 1))
     images = np.zeros((1, 6, 6, 1), np.float32)
     with pytest.raises(ShapeError, match="no image-shaped output"):
         effective_field(network, params, images, "dense1")

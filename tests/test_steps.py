@@ -29,7 +29,7 @@ from cnn_jax.network import Network
 from cnn_jax.presets import preset
 from cnn_jax.shapes import window_geometry
 from cnn_jax.train import experiment
-from cnn_jax.train.state import create_state
+from cnn_jax.train.state import create_state, init_params
 
 IMPLS = [("lax", "lax"), ("im2col", "reshape"), ("lax", "reshape"), ("im2col", "lax"),
          ("offsets", "reshape"), ("canonical", "reshape")]
@@ -94,7 +94,7 @@ def test_pool_reshape_equals_pool2d(kind, size):
 @pytest.mark.parametrize("name", ["course_3maps", "nielsen_cp2_fc100_relu"])
 def test_forward_and_gradient_equal_network_apply(name, conv_impl, pool_impl):
     network = Network.from_layers(preset(name))
-    params = network.init(jax.random.key(0), (28, 28, 1))
+    params = init_params(network, jax.random.key(0), (28, 28, 1))
     x, y = data(4, (28, 28, 1))
 
     fast = Formulation(conv_impl, pool_impl)
@@ -165,7 +165,7 @@ def test_state_is_donated():
 @pytest.mark.parametrize("conv_impl,pool_impl", IMPLS[:2])
 def test_eval_chunk_with_padding_equals_direct_computation(conv_impl, pool_impl):
     network = tiny_network()
-    params = network.init(jax.random.key(4), (10, 10, 1))
+    params = init_params(network, jax.random.key(4), (10, 10, 1))
     images, labels = data(8, seed=5)
     weights = jnp.asarray([1, 1, 1, 1, 1, 1, 0, 0], jnp.float32)  # the last two are padding
     run = experiment.eval_chunk(network, "cross_entropy", 4, None,
