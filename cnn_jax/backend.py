@@ -22,9 +22,9 @@ programs are unaffected.
 `jit_run_once` compiles a program that runs once per training run (parameter initialisation) at
 LLVM optimisation level 1 instead of XLA's default on CPU. Such a program's cost is its compile
 time, and most of that goes to optimising the Threefry rounds and the erf⁻¹ of every parameter
-tensor's draw; level 1 keeps the drawn parameters bit for bit (tests/test_backend.py checks conv,
-local and dense layers with truncated-normal, uniform and normal draws) and compiles them in a fraction of the time (BENCHMARKS.md). The
-training and evaluation steps keep XLA's default level.
+tensor's draw. Level 1 keeps the drawn parameters bit for bit (tests/test_backend.py checks conv,
+local and dense layers with truncated-normal, uniform and normal draws) and compiles them in a
+fraction of the time (BENCHMARKS.md). Training and evaluation steps keep XLA's default level.
 """
 
 from __future__ import annotations
