@@ -108,7 +108,6 @@ def effective_xla_flags() -> str:
     return os.environ.get("XLA_FLAGS", "")
 
 
-
 class _RunOnceJit:
     """`fun` jitted twice, with and without the run-once options; calls pick by backend."""
 
